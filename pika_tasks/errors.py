@@ -1,0 +1,144 @@
+"""The exceptions pika-tasks raises.
+
+Every error is a :class:`PikaError`; catch that to catch them all::
+
+    PikaError
+    ├── MissingKeyError            no FAL_KEY anywhere
+    ├── FalHTTPError               fal answered with an error status
+    │   ├── AuthenticationError    401 / 403 (bad key, locked account)
+    │   ├── FalValidationError     422, carries fal's ``detail`` list
+    │   ├── RateLimitError         429, queue full (transient)
+    │   ├── ServerError            5xx, carries ``X-Fal-Error-Type`` (transient)
+    │   └── RequestNotFoundError   404 / 410: unknown request
+    │       └── ResultExpiredError the result or the video is gone
+    ├── TransportError             the network failed where a retry is safe (transient)
+    ├── SubmitOutcomeUnknownError  a submit was sent but its answer was lost
+    ├── JobFailedError             the job COMPLETED with an ``error``
+    └── WaitTimeoutError           the job did not complete before the deadline
+
+:func:`is_transient` says which errors are worth retrying.  The client
+retries those itself on idempotent calls; the Prefect tasks use the same
+function as their ``retry_condition_fn``.  A submit is never retried once
+it may have reached fal: a lost answer becomes
+:class:`SubmitOutcomeUnknownError`, because fal has no idempotency key and
+a second POST can bill a second video.
+
+Example:
+    >>> from pika_tasks.errors import RateLimitError, is_transient
+    >>> is_transient(RateLimitError("queue full", status_code=429))
+    True
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_MISSING_KEY_HELP = (
+    "No fal API key was found. Set the FAL_KEY environment variable (or put "
+    "FAL_KEY=... in a .env file), pass fal_key=... to PikaSettings, or load a "
+    "FalCredentials block. To run offline without a key, use the built-in "
+    "emulator: `pika-tasks run MANIFEST --out DIR --local`."
+)
+
+
+class PikaError(Exception):
+    """Base class of every error raised by pika-tasks."""
+
+
+class MissingKeyError(PikaError):
+    """No fal API key is configured."""
+
+    def __init__(self, message: str = _MISSING_KEY_HELP) -> None:
+        super().__init__(message)
+
+
+class FalHTTPError(PikaError):
+    """fal answered with an HTTP error status.
+
+    Attributes:
+        status_code: the HTTP status.
+        error_type: fal's ``error_type`` (body or ``X-Fal-Error-Type`` header).
+        detail: fal's ``detail`` (text, or the list of a 422).
+        request_id: the request the error concerns, when known.
+        retry_after: seconds from a ``Retry-After`` header, when present.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        error_type: str | None = None,
+        detail: Any = None,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.error_type = error_type
+        self.detail = detail
+        self.request_id = request_id
+        self.retry_after = retry_after
+
+
+class AuthenticationError(FalHTTPError):
+    """401 or 403: the key is wrong, or the account is locked (e.g. exhausted balance)."""
+
+
+class FalValidationError(FalHTTPError):
+    """422: fal refused the input. ``detail`` is fal's list of ``{loc, msg, type}``."""
+
+
+class RateLimitError(FalHTTPError):
+    """429: the queue is full or we are sending too fast. Transient."""
+
+
+class ServerError(FalHTTPError):
+    """5xx from fal's infrastructure (``error_type`` says which). Transient."""
+
+
+class RequestNotFoundError(FalHTTPError):
+    """404 / 410: fal does not know this request (or no longer does)."""
+
+
+class ResultExpiredError(RequestNotFoundError):
+    """The result or its video has expired; the row must be generated again."""
+
+
+class TransportError(PikaError):
+    """The connection failed or timed out on a call that is safe to retry. Transient."""
+
+
+class SubmitOutcomeUnknownError(PikaError):
+    """The submit request was sent but its answer was lost.
+
+    fal may or may not have queued (and billed) the job.  Do not resubmit
+    blindly: look for the request in fal's dashboard or usage first.
+    """
+
+
+class JobFailedError(PikaError):
+    """The job reached COMPLETED with an ``error``: fal ran it and it failed."""
+
+    def __init__(
+        self, message: str, *, request_id: str | None = None, error_type: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.request_id = request_id
+        self.error_type = error_type
+
+
+class WaitTimeoutError(PikaError):
+    """The job did not complete before the wait deadline."""
+
+    def __init__(self, message: str, *, request_id: str | None = None) -> None:
+        super().__init__(message)
+        self.request_id = request_id
+
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (RateLimitError, ServerError, TransportError)
+
+
+def is_transient(error: BaseException) -> bool:
+    """True when retrying the same call later may succeed."""
+    return isinstance(error, TRANSIENT_ERRORS)

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Installs everything, then runs the linters, the type checker and the tests.
+# Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+.venv/bin/ruff check pika_tasks flows tests bench
+.venv/bin/ruff format --check pika_tasks flows tests bench
+.venv/bin/mypy
+.venv/bin/pytest "$@"
