@@ -1,4 +1,17 @@
-"""pika-tasks: Prefect tasks and flows for Pika 2.2 image-to-video on fal's queue."""
+"""pika-tasks: Prefect tasks and flows for Pika 2.2 image-to-video on fal's queue.
+
+The client, models, settings and errors import nothing from Prefect; the
+Prefect pieces (block, tasks, flows) load on first use, so a service that only
+needs :class:`PikaClient` does not pay for importing Prefect.
+
+Example:
+    >>> import pika_tasks
+    >>> pika_tasks.ImageToVideoInput(image_url="https://x/a.png", prompt="zoom in").duration
+    5
+"""
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from pika_tasks.errors import (
     AuthenticationError,
@@ -29,13 +42,43 @@ from pika_tasks.models import (
 )
 from pika_tasks.settings import PikaSettings
 
+if TYPE_CHECKING:
+    from pika_tasks.client import PikaClient
+    from pika_tasks.credentials import FalCredentials
+    from pika_tasks.flows import BatchResult, image_to_video_batch
+    from pika_tasks.tasks import fetch_video, submit_image_to_video, wait_for_completion
+
+# Public names that live in modules importing Prefect (or httpx), loaded on first use.
+_LAZY = {
+    "PikaClient": "pika_tasks.client",
+    "FalCredentials": "pika_tasks.credentials",
+    "BatchResult": "pika_tasks.flows",
+    "image_to_video_batch": "pika_tasks.flows",
+    "fetch_video": "pika_tasks.tasks",
+    "submit_image_to_video": "pika_tasks.tasks",
+    "wait_for_completion": "pika_tasks.tasks",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'pika_tasks' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
 __version__ = "0.1.0"
 
 __all__ = [
     "AuthenticationError",
+    "BatchResult",
     "CancelResponse",
     "DownloadInfo",
     "DownloadedFile",
+    "FalCredentials",
     "FalHTTPError",
     "FalValidationError",
     "File",
@@ -43,6 +86,7 @@ __all__ = [
     "ImageToVideoOutput",
     "JobFailedError",
     "MissingKeyError",
+    "PikaClient",
     "PikaError",
     "PikaSettings",
     "QueueStatus",
@@ -56,5 +100,9 @@ __all__ = [
     "TransportError",
     "WaitTimeoutError",
     "__version__",
+    "fetch_video",
+    "image_to_video_batch",
     "is_transient",
+    "submit_image_to_video",
+    "wait_for_completion",
 ]

@@ -149,6 +149,7 @@ class DownloadInfo(BaseModel):
 
 
 class DownloadedFile(DownloadInfo):
-    """A download written to a storage location."""
+    """A video written to a storage location, with fal's metadata for it."""
 
     path: str
+    video: File | None = None

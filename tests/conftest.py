@@ -73,16 +73,21 @@ def s3_server() -> Iterator[dict[str, Any]]:
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
-    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
-    os.environ["AWS_ACCESS_KEY_ID"] = "testing"
-    os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"
+    fake_aws = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        # Through the environment, not client_kwargs: s3fs would send us-east-1 as a
+        # bucket LocationConstraint, which S3 (and moto) refuse.
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    saved = {k: os.environ.get(k) for k in fake_aws}
+    os.environ.update(fake_aws)
     endpoint = f"http://127.0.0.1:{port}"
     try:
         yield {
             "endpoint_url": endpoint,
             "key": "testing",
             "secret": "testing",
-            "client_kwargs": {"region_name": "us-east-1"},
         }
     finally:
         server.stop()

@@ -1,0 +1,172 @@
+"""What a batch leaves at its output location, and how a re-run reads it back.
+
+For each row ``{id}``::
+
+    {output}/{id}.mp4     the video, written atomically
+    {output}/{id}.json    the row's record: inputs, fingerprint, request, outcome
+    {output}/_runs/*.jsonl  one report per run, one line per row
+
+The record is written right after a submit, before any waiting, so a run
+that dies at any point can be resumed without paying twice: a later run
+skips rows that are done, re-attaches to rows that were submitted, and only
+submits rows that never reached the queue (or whose result expired).
+
+Example:
+    >>> from pika_tasks.records import OutputLocation, RowRecord
+    >>> out = OutputLocation("memory://records-doc")
+    >>> out.save(RowRecord(id="a", state="failed", fingerprint="f", error="boom"))
+    >>> out.load("a").error
+    'boom'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import posixpath
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from pika_tasks.models import File, RequestHandle
+from pika_tasks.storage import exists, filesystem, join, read_text, write_text_atomic
+
+RecordState = Literal["submitted", "succeeded", "failed", "cancelled"]
+RUNS_FOLDER = "_runs"
+
+
+def utc_now() -> str:
+    """The current time as an ISO 8601 UTC string."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def fingerprint(inputs: dict[str, Any]) -> str:
+    """A stable SHA-256 of a row's generation inputs (canonical JSON).
+
+    >>> fingerprint({"b": 1, "a": 2}) == fingerprint({"a": 2, "b": 1})
+    True
+    """
+    canonical = json.dumps(inputs, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+class RowRecord(BaseModel):
+    """The sidecar ``{id}.json``: everything known about one row's video."""
+
+    id: str
+    state: RecordState
+    fingerprint: str
+    row: dict[str, Any] = Field(default_factory=dict)
+    request: RequestHandle | None = None
+    seed: int | None = None
+    submitted_at: str | None = None
+    completed_at: str | None = None
+    timings: dict[str, float] = Field(default_factory=dict)
+    video: File | None = None
+    output: str | None = None
+    size: int | None = None
+    sha256: str | None = None
+    content_type: str | None = None
+    error: str | None = None
+
+
+class Action(StrEnum):
+    """What a run does with a row, decided from its record."""
+
+    SKIP = "skip"  # done for these inputs: nothing to pay
+    REATTACH = "reattach"  # submitted earlier: wait for and fetch that request
+    SUBMIT = "submit"  # never reached the queue, failed, cancelled or inputs changed
+
+
+def decide(record: RowRecord | None, row_fingerprint: str, video_exists: bool) -> Action:
+    """The action for a row, given its record and whether its video is there.
+
+    >>> decide(None, "f", False)
+    <Action.SUBMIT: 'submit'>
+    """
+    if record is None or record.fingerprint != row_fingerprint:
+        return Action.SUBMIT
+    if record.state == "succeeded" and video_exists:
+        return Action.SKIP
+    if record.request is not None and record.state in ("submitted", "succeeded"):
+        return Action.REATTACH
+    return Action.SUBMIT
+
+
+class RowOutcome(BaseModel):
+    """One line of a run report."""
+
+    id: str | None
+    row_number: int
+    status: Literal["succeeded", "failed", "skipped", "cancelled"]
+    action: str | None = None
+    error: str | None = None
+    output: str | None = None
+    request_id: str | None = None
+    seconds: float | None = None
+    cost_usd: float = 0.0
+
+
+class OutputLocation:
+    """The output folder of a batch, on any fsspec filesystem."""
+
+    def __init__(self, url: str, storage_options: dict[str, Any] | None = None) -> None:
+        self.url = url.rstrip("/") or url
+        self.storage_options = storage_options or {}
+
+    def __repr__(self) -> str:
+        return f"OutputLocation({self.url!r})"
+
+    def video_url(self, row_id: str) -> str:
+        """Where a row's MP4 goes."""
+        return join(self.url, f"{row_id}.mp4")
+
+    def record_url(self, row_id: str) -> str:
+        """Where a row's sidecar record goes."""
+        return join(self.url, f"{row_id}.json")
+
+    def load(self, row_id: str) -> RowRecord | None:
+        """The row's record, or None when there is none (or it is unreadable)."""
+        url = self.record_url(row_id)
+        if not exists(url, self.storage_options):
+            return None
+        try:
+            return RowRecord.model_validate_json(read_text(url, self.storage_options))
+        except ValueError:
+            # A record we cannot read is treated as absent: the row is redone.
+            return None
+
+    def save(self, record: RowRecord) -> None:
+        """Write the row's record atomically."""
+        write_text_atomic(
+            self.record_url(record.id), record.model_dump_json(indent=2), self.storage_options
+        )
+
+    def video_exists(self, record: RowRecord | None) -> bool:
+        """True when the record's video is at its place with the recorded size."""
+        if record is None or record.output is None:
+            return False
+        fs, path = filesystem(record.output, self.storage_options)
+        try:
+            return bool(fs.size(path) == record.size)
+        except FileNotFoundError:
+            return False
+
+    def write_report(self, run_name: str, outcomes: list[RowOutcome]) -> str:
+        """Write one run's report (JSON Lines) and return its URL."""
+        url = join(self.url, RUNS_FOLDER, f"{run_name}.jsonl")
+        lines = "".join(outcome.model_dump_json() + "\n" for outcome in outcomes)
+        write_text_atomic(url, lines, self.storage_options)
+        return url
+
+    def reports(self) -> list[str]:
+        """URLs of every run report here, oldest first."""
+        fs, path = filesystem(join(self.url, RUNS_FOLDER), self.storage_options)
+        if not fs.exists(path):
+            return []
+        names = sorted(
+            posixpath.basename(p) for p in fs.ls(path, detail=False) if p.endswith(".jsonl")
+        )
+        return [join(self.url, RUNS_FOLDER, name) for name in names]

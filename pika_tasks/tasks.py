@@ -1,0 +1,246 @@
+"""The three Prefect tasks of a fal queue job: submit, wait for completion, fetch.
+
+Each task is a thin wrapper over :class:`~pika_tasks.client.PikaClient` that
+adds what Prefect is for: retries of transient failures only, tags that tag
+and global concurrency limits can bound, readable run names and logs in the
+run's logger.  All three are async and can be called from sync flows too.
+
+Example:
+    Compose them in your own flow (here against the bundled emulator, see
+    ``pika-tasks emulator``)::
+
+        from prefect import flow
+        from pika_tasks import fetch_video, submit_image_to_video, wait_for_completion
+
+        @flow
+        async def one_video(image_url: str, prompt: str, out: str) -> str:
+            handle = await submit_image_to_video({"image_url": image_url, "prompt": prompt})
+            await wait_for_completion(handle)
+            video = await fetch_video(handle, f"{out}/{handle.request_id}.mp4")
+            return video.path
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import TaskRun
+from prefect.states import State
+from prefect.tasks import Task, exponential_backoff
+
+from pika_tasks.client import PikaClient
+from pika_tasks.credentials import FalCredentials
+from pika_tasks.errors import WaitTimeoutError, is_transient
+from pika_tasks.models import (
+    DownloadedFile,
+    ImageToVideoInput,
+    QueueStatus,
+    RequestHandle,
+    RequestOptions,
+)
+from pika_tasks.settings import PikaSettings
+from pika_tasks.storage import atomic_writer
+
+#: Tags on every task, so ``prefect concurrency-limit create fal N`` bounds them all.
+FAL_TAG = "fal"
+
+
+async def retry_on_transient(
+    task: Task[..., Any], task_run: TaskRun, state: State[Any]
+) -> bool:
+    """A ``retry_condition_fn``: retry only errors that :func:`is_transient` accepts.
+
+    Validation errors, authentication errors, failed jobs and a submit whose
+    outcome is unknown are never retried: retrying them fails again or pays twice.
+    Async, so it works from both of Prefect's task engines (the sync engine
+    awaits it; in the async one ``State.result`` must be awaited).
+    """
+    try:
+        await state.aresult()
+    except Exception as error:
+        return is_transient(error)
+    return False
+
+
+def open_client(
+    credentials: FalCredentials | None = None, settings: PikaSettings | None = None
+) -> PikaClient:
+    """A client from a credentials block, explicit settings or the environment (in that order)."""
+    if credentials is not None:
+        return credentials.get_client()
+    return PikaClient(settings)
+
+
+def _label(handle: RequestHandle | None, label: str | None) -> str:
+    return label or (handle.request_id if handle else "request")
+
+
+_RETRY_DEFAULTS: dict[str, Any] = {
+    "retries": 3,
+    "retry_delay_seconds": exponential_backoff(backoff_factor=2),
+    "retry_jitter_factor": 0.5,
+    "retry_condition_fn": retry_on_transient,
+    "cache_policy": NO_CACHE,
+    "tags": [FAL_TAG],
+}
+
+
+@task(name="submit-image-to-video", task_run_name="submit {label}", **_RETRY_DEFAULTS)
+async def submit_image_to_video(
+    arguments: ImageToVideoInput | Mapping[str, Any],
+    *,
+    options: RequestOptions | None = None,
+    credentials: FalCredentials | None = None,
+    settings: PikaSettings | None = None,
+    label: str = "video",
+) -> RequestHandle:
+    """Queue one image-to-video job and return its handle.
+
+    Input is validated before anything is sent.  The task retries only when
+    fal answered that it did not queue the job (429, 5xx) or the connection
+    was never made; a lost answer raises
+    :class:`~pika_tasks.errors.SubmitOutcomeUnknownError` and is not retried.
+
+    Args:
+        arguments: the job input (``image_url``, ``prompt``, ...).
+        options: fal request options (start timeout, priority, expiry, webhook).
+        credentials: a :class:`FalCredentials` block; else ``FAL_KEY`` from the environment.
+        settings: explicit settings, used when no block is given.
+        label: a name for the task run and its logs (e.g. the row id).
+
+    Example:
+        >>> handle = await submit_image_to_video(  # doctest: +SKIP
+        ...     {"image_url": "https://example.com/cat.png", "prompt": "slow zoom in"}
+        ... )
+    """
+    payload = (
+        arguments
+        if isinstance(arguments, ImageToVideoInput)
+        else ImageToVideoInput.model_validate(dict(arguments))
+    )
+    async with open_client(credentials, settings) as client:
+        handle = await client.submit(payload, options=options)
+    get_run_logger().info(
+        "%s: queued as %s (position %s)", label, handle.request_id, handle.queue_position
+    )
+    return handle
+
+
+def _describe_status(status: QueueStatus) -> str:
+    if status.status == "IN_QUEUE":
+        return f"in queue at position {status.queue_position}"
+    if status.status == "IN_PROGRESS":
+        return "in progress"
+    return "failed" if status.failed else "completed"
+
+
+@task(name="wait-for-completion", task_run_name="wait {label}", **_RETRY_DEFAULTS)
+async def wait_for_completion(
+    handle: RequestHandle,
+    *,
+    timeout: float | None = None,
+    cancel_on_timeout: bool = True,
+    credentials: FalCredentials | None = None,
+    settings: PikaSettings | None = None,
+    label: str | None = None,
+) -> QueueStatus:
+    """Wait until the job completes, logging queue positions and runner logs.
+
+    Listens to fal's status stream and falls back to polling when it drops.
+    When ``timeout`` passes (or the task is cancelled) the remote request is
+    cancelled too, unless ``cancel_on_timeout`` is False, so a job nobody
+    waits for does not go on to be billed.
+
+    Args:
+        handle: what :func:`submit_image_to_video` returned.
+        timeout: seconds to wait; defaults to the ``wait_timeout`` setting.
+        cancel_on_timeout: cancel the remote request when the wait is given up.
+        credentials: a :class:`FalCredentials` block; else ``FAL_KEY`` from the environment.
+        settings: explicit settings, used when no block is given.
+        label: a name for the task run and its logs.
+
+    Returns:
+        The COMPLETED status (with ``metrics``).
+
+    Raises:
+        JobFailedError: the job completed with an error.
+        WaitTimeoutError: the deadline passed.
+
+    Example:
+        >>> status = await wait_for_completion(handle, timeout=600)  # doctest: +SKIP
+    """
+    logger = get_run_logger()
+    name = _label(handle, label)
+    seen_logs = 0
+    last_state: str | None = None
+
+    def report(status: QueueStatus) -> None:
+        nonlocal seen_logs, last_state
+        state = _describe_status(status)
+        if state != last_state:
+            logger.info("%s: %s", name, state)
+            last_state = state
+        logs = status.logs if isinstance(status.logs, list) else []
+        for entry in logs[seen_logs:]:
+            logger.info("%s: runner: %s", name, entry.get("message", entry))
+        seen_logs = max(seen_logs, len(logs))
+
+    async with open_client(credentials, settings) as client:
+        try:
+            final = await client.wait(handle, timeout=timeout, on_status=report)
+        except (WaitTimeoutError, asyncio.CancelledError):
+            if cancel_on_timeout:
+                # Shielded: the cancel must go out even while this task is being cancelled.
+                with contextlib.suppress(Exception):
+                    answer = await asyncio.shield(client.cancel(handle))
+                    logger.warning("%s: gave up waiting; cancel: %s", name, answer.status)
+            raise
+    metrics = final.metrics or {}
+    logger.info("%s: completed (inference %.1fs)", name, metrics.get("inference_time", 0.0))
+    return final
+
+
+@task(name="fetch-video", task_run_name="fetch {label}", **_RETRY_DEFAULTS)
+async def fetch_video(
+    handle: RequestHandle,
+    destination: str,
+    *,
+    storage_options: dict[str, Any] | None = None,
+    credentials: FalCredentials | None = None,
+    settings: PikaSettings | None = None,
+    label: str | None = None,
+) -> DownloadedFile:
+    """Fetch the job's result and stream its video to ``destination`` (any fsspec URL).
+
+    The video is streamed in chunks (never whole in memory) to a temporary
+    name and moved into place only when complete, so an interrupted fetch
+    never leaves a file at ``destination``.  A dropped connection resumes
+    where it stopped.
+
+    Args:
+        handle: what :func:`submit_image_to_video` returned.
+        destination: where to write the MP4, e.g. ``s3://bucket/videos/a.mp4``.
+        storage_options: fsspec options for ``destination``.
+        credentials: a :class:`FalCredentials` block; else ``FAL_KEY`` from the environment.
+        settings: explicit settings, used when no block is given.
+        label: a name for the task run and its logs.
+
+    Returns:
+        The path, size, content type, SHA-256 and fal's file metadata.
+
+    Example:
+        >>> video = await fetch_video(handle, "s3://bucket/videos/a.mp4")  # doctest: +SKIP
+    """
+    async with open_client(credentials, settings) as client:
+        output = await client.result(handle)
+        with atomic_writer(destination, storage_options) as sink:
+            info = await client.download(output.video.url, sink.write)
+    get_run_logger().info(
+        "%s: wrote %s (%d bytes)", _label(handle, label), destination, info.size
+    )
+    return DownloadedFile(path=destination, video=output.video, **info.model_dump())

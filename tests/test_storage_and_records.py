@@ -1,0 +1,104 @@
+"""Atomic writes on every filesystem, and the resume decisions read from records."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import fsspec
+import pytest
+
+from pika_tasks.models import RequestHandle
+from pika_tasks.records import Action, OutputLocation, RowOutcome, RowRecord, decide
+from pika_tasks.storage import TEMP_MARKER, atomic_writer, read_bytes, write_bytes_atomic
+
+HANDLE = RequestHandle(
+    request_id="r1",
+    status_url="http://q/fal-ai/pika/requests/r1/status",
+    response_url="http://q/fal-ai/pika/requests/r1",
+    cancel_url="http://q/fal-ai/pika/requests/r1/cancel",
+    endpoint_id="fal-ai/pika/v2.2/image-to-video",
+)
+
+
+@pytest.fixture(params=["local", "memory", "s3"])
+def location(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> tuple[str, dict[str, Any]]:
+    if request.param == "local":
+        return str(tmp_path / "out"), {}
+    if request.param == "memory":
+        return f"memory://{tmp_path.name}/out", {}
+    bucket, options = request.getfixturevalue("s3_bucket")
+    return f"{bucket}/out", options
+
+
+def _names(url: str, options: dict[str, Any]) -> list[str]:
+    fs, path = fsspec.core.url_to_fs(url, **options)
+    return [p.rsplit("/", 1)[-1] for p in fs.find(path)] if fs.exists(path) else []
+
+
+def test_atomic_write_lands_whole(location: tuple[str, dict[str, Any]]) -> None:
+    base, options = location
+    write_bytes_atomic(f"{base}/v.mp4", b"x" * 10_000, options)
+    assert read_bytes(f"{base}/v.mp4", options) == b"x" * 10_000
+    assert _names(base, options) == ["v.mp4"]
+
+
+def test_failed_write_leaves_nothing_at_the_final_path(
+    location: tuple[str, dict[str, Any]],
+) -> None:
+    base, options = location
+    with pytest.raises(RuntimeError, match="interrupted"), atomic_writer(f"{base}/v.mp4", options) as f:
+        f.write(b"half a video")
+        raise RuntimeError("interrupted")
+    names = _names(base, options)
+    assert "v.mp4" not in names
+    assert not [n for n in names if TEMP_MARKER in n]
+
+
+def test_records_round_trip_and_reports(location: tuple[str, dict[str, Any]]) -> None:
+    base, options = location
+    out = OutputLocation(base, options)
+    record = RowRecord(id="a", state="submitted", fingerprint="f1", request=HANDLE)
+    out.save(record)
+    assert out.load("a") == record
+    assert out.load("missing") is None
+    url = out.write_report("run-1", [RowOutcome(id="a", row_number=1, status="succeeded")])
+    assert out.reports() == [url]
+    assert read_bytes(url, options).decode().count("\n") == 1
+
+
+def test_unreadable_record_counts_as_absent(tmp_path: Path) -> None:
+    out = OutputLocation(str(tmp_path))
+    (tmp_path / "a.json").write_text("{not json")
+    assert out.load("a") is None
+
+
+def test_video_exists_checks_the_recorded_size(tmp_path: Path) -> None:
+    out = OutputLocation(str(tmp_path))
+    video = tmp_path / "a.mp4"
+    video.write_bytes(b"1234")
+    record = RowRecord(id="a", state="succeeded", fingerprint="f", output=str(video), size=4)
+    assert out.video_exists(record)
+    assert not out.video_exists(record.model_copy(update={"size": 5}))
+    video.unlink()
+    assert not out.video_exists(record)
+
+
+@pytest.mark.parametrize(
+    ("record", "fingerprint", "video_exists", "expected"),
+    [
+        (None, "f", False, Action.SUBMIT),
+        (RowRecord(id="a", state="succeeded", fingerprint="f", request=HANDLE), "f", True, Action.SKIP),
+        (RowRecord(id="a", state="succeeded", fingerprint="f", request=HANDLE), "f", False, Action.REATTACH),
+        (RowRecord(id="a", state="succeeded", fingerprint="old", request=HANDLE), "f", True, Action.SUBMIT),
+        (RowRecord(id="a", state="submitted", fingerprint="f", request=HANDLE), "f", False, Action.REATTACH),
+        (RowRecord(id="a", state="failed", fingerprint="f", request=HANDLE), "f", False, Action.SUBMIT),
+        (RowRecord(id="a", state="cancelled", fingerprint="f", request=HANDLE), "f", False, Action.SUBMIT),
+    ],
+)
+def test_decide(
+    record: RowRecord | None, fingerprint: str, video_exists: bool, expected: Action
+) -> None:
+    assert decide(record, fingerprint, video_exists) is expected
