@@ -1,0 +1,647 @@
+"""Images: check a first frame before paying for a video, then hand fal a URL it can fetch.
+
+Two steps, usually a little apart in a batch run:
+
+1. :func:`inspect_image` reads the image once (fsspec for paths and store
+   URLs, httpx for http(s) URLs), checks that it is a decodable PNG, JPEG,
+   WebP, GIF or BMP within :class:`ImageLimits`, and returns an
+   :class:`ImageCheck` (size, dimensions, format, SHA-256).  Bad images fail
+   here, before anything is submitted or billed.
+2. :func:`resolve_image_url` picks how fal gets the image (an
+   :class:`ImageSource`):
+
+   * an http(s) URL is passed through unchanged;
+   * an object on a store that signs URLs (S3, GCS, Azure: fsspec's
+     ``fs.sign``) is passed as a signed URL valid for an hour;
+   * anything else (local files, ``memory://``, stores that cannot sign)
+     becomes a ``data:`` URI when it is at most 2,000,000 bytes, and is
+     otherwise uploaded through the ``upload`` callable (fal's storage).
+
+Memory: by default the bytes read by :func:`inspect_image` are dropped once
+checked, because a batch inspects every row before submitting any;
+:func:`resolve_image_url` re-reads the image when it needs the bytes (data
+URI or upload) and refuses it if its SHA-256 changed in between.  Pass
+``keep_data=True`` to keep them on the check (never serialised or pickled)
+when resolving right after inspecting.
+
+Private addresses: http(s) images are fetched only from public addresses.
+Every address the host resolves to, and every redirect hop, is checked;
+loopback, private, link-local (cloud metadata), shared, multicast and
+reserved ranges are refused.  Set ``ImageLimits(allow_private_addresses=True)``
+for images served on a private network or on 127.0.0.1 (tests, the local
+emulator).  The check resolves the host before httpx connects, so a DNS
+server that answers differently a moment later is not caught; run workers
+behind an egress firewall where that matters.
+
+Errors::
+
+    PikaError
+    └── ImageError                 the image cannot be used (reason in the message)
+        └── ImageUnavailableError  network trouble or a 429/5xx: worth retrying
+                                   (also a TransportError, so is_transient() says so)
+
+Example:
+    >>> import asyncio, io, fsspec
+    >>> from PIL import Image
+    >>> from pika_tasks.images import inspect_image, resolve_image_url
+    >>> buffer = io.BytesIO()
+    >>> Image.new("RGB", (320, 240), "teal").save(buffer, "PNG")
+    >>> with fsspec.open("memory://doc/frame.png", "wb") as f:
+    ...     _ = f.write(buffer.getvalue())
+    >>> check = asyncio.run(inspect_image("memory://doc/frame.png"))
+    >>> check.width, check.height, check.format, check.content_type
+    (320, 240, 'PNG', 'image/png')
+    >>> asyncio.run(resolve_image_url(check, upload=None))[:22]
+    'data:image/png;base64,'
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import io
+import ipaddress
+import logging
+import posixpath
+import re
+import socket
+import warnings
+from collections.abc import Awaitable, Callable
+from enum import StrEnum
+from typing import Any
+from urllib.parse import urljoin, urlsplit, urlunsplit
+
+import fsspec
+import httpx
+from PIL import Image, UnidentifiedImageError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+
+from pika_tasks.errors import PikaError, TransportError
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "ImageCheck",
+    "ImageError",
+    "ImageLimits",
+    "ImageSource",
+    "ImageUnavailableError",
+    "ResolvedImage",
+    "Uploader",
+    "check_image",
+    "inspect_image",
+    "resolve_image",
+    "resolve_image_url",
+]
+
+logger = logging.getLogger(__name__)
+
+Uploader = Callable[[bytes, str, str], Awaitable[str]]
+"""``upload(data, content_type, file_name) -> url``: puts bytes where fal can fetch them."""
+
+_HTTP_RE = re.compile(r"^https?://", re.IGNORECASE)
+_CHAINED_HTTP_RE = re.compile(r"(^|::)https?://", re.IGNORECASE)
+_FILE_NAME_DROP_RE = re.compile(r"[^A-Za-z0-9._-]+")
+_EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp", "GIF": "gif", "BMP": "bmp"}
+
+
+class ImageError(PikaError):
+    """The image cannot be used: missing, not an image, too large, refused address...
+
+    Attributes:
+        image: the image's location (http(s) URLs without their query string,
+            which may hold credentials).
+        reason: what is wrong with it.
+    """
+
+    def __init__(self, image: str, reason: str) -> None:
+        self.image = _display(image)
+        self.reason = reason
+        super().__init__(f"{self.image}: {reason}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Prefect pickles task failures: rebuild from our own arguments.
+        return (type(self), (self.image, self.reason))
+
+
+class ImageUnavailableError(ImageError, TransportError):
+    """The image could not be fetched for now (network error, timeout, 429, 5xx). Transient."""
+
+
+class _TooLargeError(ImageError):
+    """The file is larger than the bytes we agreed to read."""
+
+
+class ImageSource(StrEnum):
+    """How fal gets an image."""
+
+    HTTP = "http"
+    """An http(s) URL from the manifest, passed through unchanged."""
+    SIGNED_URL = "signed_url"
+    """A time-limited signed URL of an object on S3, GCS or Azure."""
+    DATA_URI = "data_uri"
+    """The bytes inline, as a base64 ``data:`` URI."""
+    UPLOAD = "upload"
+    """The bytes uploaded to fal's storage; the URL it returned."""
+
+
+class ImageLimits(BaseModel):
+    """What :func:`inspect_image` accepts.
+
+    Attributes:
+        max_bytes: largest file, in bytes (25 MiB). Never more than
+            ``max_bytes + 1`` bytes are kept while reading.
+        min_side: smallest accepted width and height, in pixels.
+        max_side: largest accepted width and height, in pixels.
+        max_pixels: largest accepted width x height.
+        formats: accepted formats, as Pillow names them.
+        decode: decode every pixel, which also catches truncated JPEGs
+            (``Image.verify`` alone does not); costs some CPU, in a thread.
+        allow_private_addresses: fetch http(s) images from loopback, private
+            and link-local addresses too (off by default; see the module docs).
+        timeout_seconds: deadline for fetching one image, connect to last byte.
+        max_redirects: redirects followed (each one checked) for http(s) images.
+
+    Example:
+        >>> ImageLimits(max_bytes=1_000_000, allow_private_addresses=True).max_side
+        8192
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_bytes: int = Field(default=25 * 1024 * 1024, gt=0)
+    min_side: int = Field(default=64, ge=1)
+    max_side: int = Field(default=8192, ge=1)
+    max_pixels: int = Field(default=40_000_000, ge=1)
+    formats: frozenset[str] = frozenset({"PNG", "JPEG", "WEBP", "GIF", "BMP"})
+    decode: bool = True
+    allow_private_addresses: bool = False
+    timeout_seconds: float = Field(default=30.0, gt=0)
+    max_redirects: int = Field(default=5, ge=0)
+
+
+DEFAULT_LIMITS = ImageLimits()
+"""The limits used when none are given."""
+
+
+class ImageCheck(BaseModel):
+    """An image that passed :func:`inspect_image`.
+
+    Serialises to JSON without the image's bytes (and pickles without them).
+
+    Attributes:
+        image: the location that was read.
+        size_bytes: its size.
+        width: width in pixels.
+        height: height in pixels.
+        format: Pillow's format name (``PNG``, ``JPEG``...).
+        sha256: hex SHA-256 of the bytes.
+        content_type: the MIME type (``image/png``...).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    image: str
+    size_bytes: int
+    width: int
+    height: int
+    format: str
+    sha256: str
+    content_type: str
+
+    _data: bytes | None = PrivateAttr(default=None)
+
+    def __eq__(self, other: object) -> bool:
+        # Equal when the fields are: whether the bytes are kept does not matter.
+        if not isinstance(other, ImageCheck):
+            return NotImplemented
+        return self.model_dump() == other.model_dump()
+
+    def __hash__(self) -> int:
+        return hash(tuple(self.model_dump().values()))
+
+    def __getstate__(self) -> dict[Any, Any]:
+        state: dict[Any, Any] = super().__getstate__()
+        private = state.get("__pydantic_private__")
+        if private:
+            state["__pydantic_private__"] = {**private, "_data": None}
+        return state
+
+
+class ResolvedImage(BaseModel):
+    """The URL fal should fetch, and how it was made."""
+
+    model_config = ConfigDict(frozen=True)
+
+    url: str
+    source: ImageSource
+
+    def __repr__(self) -> str:
+        # A data URI can be megabytes long.
+        shown = self.url if len(self.url) <= 80 else self.url[:77] + "..."
+        return f"ResolvedImage(url={shown!r}, source={self.source.value!r})"
+
+    __str__ = __repr__
+
+
+def check_image(
+    data: bytes, *, image: str = "<bytes>", limits: ImageLimits = DEFAULT_LIMITS
+) -> ImageCheck:
+    """Check that ``data`` is an image within ``limits``; blocking (Pillow).
+
+    Args:
+        data: the image file's bytes.
+        image: its location, for messages and :attr:`ImageCheck.image`.
+        limits: what is accepted.
+
+    Returns:
+        The :class:`ImageCheck` (without the bytes).
+
+    Raises:
+        ImageError: with the reason (too large, not an image, truncated...).
+
+    Example:
+        >>> import io
+        >>> from PIL import Image
+        >>> buffer = io.BytesIO()
+        >>> Image.new("RGB", (100, 80)).save(buffer, "JPEG")
+        >>> check_image(buffer.getvalue()).format
+        'JPEG'
+        >>> check_image(b"hello")
+        Traceback (most recent call last):
+        ...
+        pika_tasks.images.ImageError: <bytes>: is not an image (Pillow cannot identify it)
+    """
+    size = len(data)
+    if size == 0:
+        raise ImageError(image, "is empty")
+    if size > limits.max_bytes:
+        raise ImageError(image, f"is larger than the limit of {limits.max_bytes} bytes")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            with Image.open(io.BytesIO(data)) as opened:
+                format_name = opened.format or "unknown"
+                width, height = opened.size
+                _check_shape(image, format_name, width, height, limits)
+                opened.verify()
+            if limits.decode:
+                with Image.open(io.BytesIO(data)) as decoded:
+                    decoded.load()
+        except ImageError:
+            raise
+        except UnidentifiedImageError as error:
+            raise ImageError(image, "is not an image (Pillow cannot identify it)") from error
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+            raise ImageError(image, f"has too many pixels: {error}") from error
+        except Exception as error:  # Pillow's parsers raise many kinds on damaged files.
+            raise ImageError(image, f"is damaged or truncated ({error})") from error
+    content_type = Image.MIME.get(format_name, f"image/{format_name.lower()}")
+    return ImageCheck(
+        image=image,
+        size_bytes=size,
+        width=width,
+        height=height,
+        format=format_name,
+        sha256=hashlib.sha256(data).hexdigest(),
+        content_type=content_type,
+    )
+
+
+def _check_shape(
+    image: str, format_name: str, width: int, height: int, limits: ImageLimits
+) -> None:
+    if format_name not in limits.formats:
+        accepted = ", ".join(sorted(limits.formats))
+        raise ImageError(image, f"is a {format_name} image; accepted formats are {accepted}")
+    if min(width, height) < limits.min_side:
+        raise ImageError(
+            image, f"is too small: {width}x{height}, sides must be at least {limits.min_side} px"
+        )
+    if max(width, height) > limits.max_side:
+        raise ImageError(
+            image, f"is too large: {width}x{height}, sides may be at most {limits.max_side} px"
+        )
+    if width * height > limits.max_pixels:
+        raise ImageError(
+            image, f"is too large: {width}x{height} is more than {limits.max_pixels} pixels"
+        )
+
+
+async def inspect_image(
+    image: str,
+    *,
+    storage_options: dict[str, Any] | None = None,
+    limits: ImageLimits = DEFAULT_LIMITS,
+    keep_data: bool = False,
+) -> ImageCheck:
+    """Read an image and check it is usable as a first frame.
+
+    Args:
+        image: an http(s) URL, an fsspec URL (``s3://b/a.png``) or a local path.
+        storage_options: fsspec options for the image's file system.
+        limits: what is accepted; see :class:`ImageLimits`.
+        keep_data: keep the bytes on the check for :func:`resolve_image_url`
+            (otherwise they are dropped here and re-read when needed).
+
+    Returns:
+        The :class:`ImageCheck`.
+
+    Raises:
+        ImageError: not found, not an image, too large or small, refused address...
+        ImageUnavailableError: a network failure worth retrying.
+
+    Example:
+        >>> import asyncio
+        >>> asyncio.run(inspect_image("/no/such/image.png"))
+        Traceback (most recent call last):
+        ...
+        pika_tasks.images.ImageError: /no/such/image.png: not found
+    """
+    try:
+        async with asyncio.timeout(limits.timeout_seconds):
+            if _HTTP_RE.match(image):
+                data = await _fetch_http(image, limits)
+            else:
+                data = await asyncio.to_thread(
+                    _read_store, image, storage_options or {}, limits.max_bytes
+                )
+    except TimeoutError as error:
+        raise ImageUnavailableError(
+            image, f"timed out after {limits.timeout_seconds:g} s"
+        ) from error
+    check = await asyncio.to_thread(check_image, data, image=image, limits=limits)
+    if keep_data and not _HTTP_RE.match(image):
+        check._data = data
+    return check
+
+
+async def resolve_image(
+    check: ImageCheck,
+    *,
+    storage_options: dict[str, Any] | None = None,
+    upload: Uploader | None = None,
+    data_uri_max_bytes: int = 2_000_000,
+    sign_expires_seconds: int = 3600,
+    sign_urls: bool = True,
+) -> ResolvedImage:
+    """Give fal a URL for a checked image, and say how it was made.
+
+    See :func:`resolve_image_url`, which returns only the URL.
+    """
+    image = check.image
+    if _HTTP_RE.match(image):
+        return ResolvedImage(url=image, source=ImageSource.HTTP)
+    options = storage_options or {}
+    try:
+        if sign_urls:
+            signed = await asyncio.to_thread(_sign, image, options, sign_expires_seconds)
+            if signed is not None:
+                return ResolvedImage(url=signed, source=ImageSource.SIGNED_URL)
+        data = check._data
+        if data is None:
+            data = await asyncio.to_thread(_reread, check, options)
+        if len(data) <= data_uri_max_bytes:
+            encoded = base64.b64encode(data).decode("ascii")
+            return ResolvedImage(
+                url=f"data:{check.content_type};base64,{encoded}", source=ImageSource.DATA_URI
+            )
+        if upload is None:
+            raise ImageError(
+                image,
+                f"is {len(data)} bytes, more than the {data_uri_max_bytes} bytes sent inline, "
+                "and no uploader was given",
+            )
+        url = await upload(data, check.content_type, _upload_name(image, check.format))
+        return ResolvedImage(url=url, source=ImageSource.UPLOAD)
+    finally:
+        # The bytes served their purpose (or a retry re-reads them): free them now.
+        check._data = None
+
+
+async def resolve_image_url(
+    check: ImageCheck,
+    *,
+    storage_options: dict[str, Any] | None = None,
+    upload: Uploader | None = None,
+    data_uri_max_bytes: int = 2_000_000,
+    sign_expires_seconds: int = 3600,
+    sign_urls: bool = True,
+) -> str:
+    """The URL fal should fetch for a checked image.
+
+    * http(s) URLs pass through unchanged.
+    * Objects on stores that sign URLs (``fs.sign``: S3, GCS, Azure) become
+      signed URLs valid ``sign_expires_seconds``; set ``sign_urls=False`` when
+      fal cannot reach the store (e.g. a MinIO on a private network).
+    * Anything else becomes a base64 ``data:`` URI when it is at most
+      ``data_uri_max_bytes``, else the URL ``upload(data, content_type,
+      file_name)`` returns (pass ``PikaClient.upload``).
+
+    Args:
+        check: from :func:`inspect_image`.
+        storage_options: fsspec options for the image's file system.
+        upload: async uploader for large images, or None.
+        data_uri_max_bytes: largest image sent inline (fal refuses data URIs
+            of a few MB).
+        sign_expires_seconds: lifetime of signed URLs; it must cover the time
+            the job waits in fal's queue.
+        sign_urls: try ``fs.sign`` for store objects.
+
+    Returns:
+        The URL for :meth:`ManifestRow.to_input <pika_tasks.manifest.ManifestRow.to_input>`.
+
+    Raises:
+        ImageError: too large to inline and no uploader, or the image changed
+            since inspection.  (A store that fails to sign, e.g. GCS with user
+            credentials, is logged and the bytes are sent instead.)
+
+    Example:
+        >>> import asyncio
+        >>> check = ImageCheck(image="https://example.com/a.png", size_bytes=1, width=64,
+        ...                    height=64, format="PNG", sha256="0" * 64, content_type="image/png")
+        >>> asyncio.run(resolve_image_url(check))
+        'https://example.com/a.png'
+    """
+    resolved = await resolve_image(
+        check,
+        storage_options=storage_options,
+        upload=upload,
+        data_uri_max_bytes=data_uri_max_bytes,
+        sign_expires_seconds=sign_expires_seconds,
+        sign_urls=sign_urls,
+    )
+    return resolved.url
+
+
+# --------------------------------------------------------------------------- stores
+
+
+def _url_to_fs(image: str, options: dict[str, Any]) -> tuple[Any, str]:
+    if _CHAINED_HTTP_RE.search(image):
+        # fsspec's http file system would bypass the private-address check.
+        raise ImageError(image, "chained http(s) URLs are not supported: give the URL itself")
+    try:
+        fs, path = fsspec.core.url_to_fs(image, **options)
+    except (ValueError, ImportError, TypeError) as error:
+        raise ImageError(image, f"cannot open its file system: {error}") from error
+    return fs, str(path)
+
+
+def _read_store(image: str, options: dict[str, Any], max_bytes: int) -> bytes:
+    """Read at most ``max_bytes`` (+1 to detect more) of an fsspec image; blocking."""
+    fs, path = _url_to_fs(image, options)
+    try:
+        info = fs.info(path)
+        if info.get("type") == "directory":
+            raise ImageError(image, "is a folder, not a file")
+        size = info.get("size")
+        if isinstance(size, int) and size > max_bytes:
+            raise _TooLargeError(image, f"is larger than the limit of {max_bytes} bytes ({size})")
+        data: bytes = fs.cat_file(path, start=0, end=max_bytes + 1)
+    except ImageError:
+        raise
+    except FileNotFoundError as error:
+        raise ImageError(image, "not found") from error
+    except IsADirectoryError as error:
+        raise ImageError(image, "is a folder, not a file") from error
+    except PermissionError as error:
+        raise ImageError(image, f"permission denied: {error}") from error
+    except (OSError, TimeoutError) as error:
+        raise ImageUnavailableError(image, f"cannot be read: {error}") from error
+    if len(data) > max_bytes:
+        raise _TooLargeError(image, f"is larger than the limit of {max_bytes} bytes")
+    return data
+
+
+def _reread(check: ImageCheck, options: dict[str, Any]) -> bytes:
+    """The checked image's bytes again, refused if they are not the ones checked; blocking."""
+    try:
+        data = _read_store(check.image, options, check.size_bytes)
+    except _TooLargeError as error:
+        raise ImageError(check.image, "changed since it was inspected (it grew)") from error
+    if hashlib.sha256(data).hexdigest() != check.sha256:
+        raise ImageError(check.image, "changed since it was inspected")
+    return data
+
+
+def _sign(image: str, options: dict[str, Any], expires: int) -> str | None:
+    """A signed http(s) URL for the object, or None when its store cannot sign."""
+    fs, path = _url_to_fs(image, options)
+    try:
+        url = fs.sign(path, expiration=expires)
+    except NotImplementedError:
+        return None
+    except Exception as error:  # back-ends raise their own credential errors
+        # E.g. GCS with user credentials cannot sign; the bytes still reach fal.
+        logger.warning(
+            "cannot sign a URL for %s (%s); sending the image's bytes instead",
+            _display(image),
+            error,
+        )
+        return None
+    return url if isinstance(url, str) and _HTTP_RE.match(url) else None
+
+
+def _upload_name(image: str, format_name: str) -> str:
+    base = posixpath.basename(image.split("::", 1)[0].replace("\\", "/"))
+    stem = base.rsplit(".", 1)[0] if "." in base else base
+    stem = _FILE_NAME_DROP_RE.sub("-", stem).strip("-.")[:100] or "image"
+    return f"{stem}.{_EXTENSIONS.get(format_name, format_name.lower())}"
+
+
+# --------------------------------------------------------------------------- http(s)
+
+
+async def _resolve_addresses(host: str, port: int) -> list[str]:
+    """Every address ``host`` resolves to (a seam for tests)."""
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+async def _check_public(url: str, host: str, port: int) -> None:
+    try:
+        literal = ipaddress.ip_address(host)
+        addresses = [str(literal)]
+    except ValueError:
+        try:
+            addresses = await _resolve_addresses(host, port)
+        except OSError as error:
+            raise ImageUnavailableError(url, f"cannot resolve host {host!r}: {error}") from error
+    for text in addresses:
+        address = ipaddress.ip_address(text.split("%", 1)[0])
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        if not address.is_global or address.is_multicast:
+            raise ImageError(
+                url,
+                f"host {host!r} resolves to {address}, a private, loopback or link-local "
+                "address; such images are refused unless "
+                "ImageLimits(allow_private_addresses=True)",
+            )
+
+
+async def _fetch_http(url: str, limits: ImageLimits) -> bytes:
+    """GET an http(s) image, checking every hop and keeping at most ``max_bytes + 1``."""
+    timeout = httpx.Timeout(limits.timeout_seconds)
+    headers = {"Accept": "image/*", "Accept-Encoding": "identity"}
+    current = url
+    async with httpx.AsyncClient(follow_redirects=False, timeout=timeout) as client:
+        for _ in range(limits.max_redirects + 1):
+            parts = urlsplit(current)
+            if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+                raise ImageError(url, f"redirects to {_display(current)}, which is not http(s)")
+            if not limits.allow_private_addresses:
+                port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+                await _check_public(url, parts.hostname, port)
+            try:
+                async with client.stream("GET", current, headers=headers) as response:
+                    if response.is_redirect and "location" in response.headers:
+                        current = urljoin(current, response.headers["location"])
+                        continue
+                    _check_status(url, response)
+                    return await _read_limited(url, response, limits.max_bytes)
+            except httpx.TimeoutException as error:
+                raise ImageUnavailableError(url, f"timed out: {error!r}") from error
+            except httpx.InvalidURL as error:
+                raise ImageError(url, f"invalid URL: {error}") from error
+            except httpx.TransportError as error:
+                raise ImageUnavailableError(url, f"cannot be fetched: {error!r}") from error
+    raise ImageError(url, f"more than {limits.max_redirects} redirects")
+
+
+def _check_status(url: str, response: httpx.Response) -> None:
+    status = response.status_code
+    if status < 300:
+        return
+    if status in (404, 410):
+        raise ImageError(url, f"not found (HTTP {status})")
+    if status == 429 or status >= 500:
+        raise ImageUnavailableError(url, f"the server answered HTTP {status}")
+    raise ImageError(url, f"the server answered HTTP {status}")
+
+
+async def _read_limited(url: str, response: httpx.Response, max_bytes: int) -> bytes:
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise ImageError(url, f"is larger than the limit of {max_bytes} bytes ({declared})")
+    buffer = bytearray()
+    async for chunk in response.aiter_bytes():
+        buffer += chunk[: max_bytes + 1 - len(buffer)]
+        if len(buffer) > max_bytes:
+            raise ImageError(url, f"is larger than the limit of {max_bytes} bytes")
+    return bytes(buffer)
+
+
+def _display(image: str) -> str:
+    """``image`` fit for messages and logs: no query string or credentials on URLs."""
+    if _HTTP_RE.match(image):
+        parts = urlsplit(image)
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        if parts.port:
+            host = f"{host}:{parts.port}"
+        return urlunsplit((parts.scheme, host, parts.path, "", ""))
+    return image
