@@ -29,8 +29,7 @@ from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from prefect.client.schemas.objects import TaskRun
-from prefect.states import State
+from prefect.client.schemas.objects import State, TaskRun
 from prefect.tasks import Task, exponential_backoff
 
 from pika_tasks.client import PikaClient
@@ -50,9 +49,7 @@ from pika_tasks.storage import atomic_writer
 FAL_TAG = "fal"
 
 
-async def retry_on_transient(
-    task: Task[..., Any], task_run: TaskRun, state: State[Any]
-) -> bool:
+async def retry_on_transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
     """A ``retry_condition_fn``: retry only errors that :func:`is_transient` accepts.
 
     Validation errors, authentication errors, failed jobs and a submit whose
@@ -240,7 +237,5 @@ async def fetch_video(
         output = await client.result(handle)
         with atomic_writer(destination, storage_options) as sink:
             info = await client.download(output.video.url, sink.write)
-    get_run_logger().info(
-        "%s: wrote %s (%d bytes)", _label(handle, label), destination, info.size
-    )
+    get_run_logger().info("%s: wrote %s (%d bytes)", _label(handle, label), destination, info.size)
     return DownloadedFile(path=destination, video=output.video, **info.model_dump())

@@ -10,7 +10,9 @@ import av
 from PIL import Image
 
 
-def png_bytes(width: int = 320, height: int = 180, color: tuple[int, int, int] = (200, 60, 30)) -> bytes:
+def png_bytes(
+    width: int = 320, height: int = 180, color: tuple[int, int, int] = (200, 60, 30)
+) -> bytes:
     """A small PNG of one colour with a white square, so frames can be compared."""
     image = Image.new("RGB", (width, height), color)
     image.paste((255, 255, 255), (width // 4, height // 4, width // 2, height // 2))

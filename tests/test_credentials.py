@@ -63,9 +63,7 @@ async def test_get_client_talks_to_the_queue_with_the_key(make_emulator: Any) ->
     emu = make_emulator(require_key=FAKE_KEY, job_seconds=0.1, fps=4)
     credentials = FalCredentials(key=FAKE_KEY, queue_url=emu.url, storage_url=emu.url)
     async with credentials.get_client() as client:
-        handle = await client.submit(
-            {"image_url": "data:,not-an-image", "prompt": "check the key"}
-        )
+        handle = await client.submit({"image_url": "data:,not-an-image", "prompt": "check the key"})
     assert handle.request_id
     assert emu.stats()["submissions"] == 1
 

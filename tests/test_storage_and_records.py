@@ -22,9 +22,7 @@ HANDLE = RequestHandle(
 
 
 @pytest.fixture(params=["local", "memory", "s3"])
-def location(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> tuple[str, dict[str, Any]]:
+def location(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, dict[str, Any]]:
     if request.param == "local":
         return str(tmp_path / "out"), {}
     if request.param == "memory":
@@ -49,7 +47,10 @@ def test_failed_write_leaves_nothing_at_the_final_path(
     location: tuple[str, dict[str, Any]],
 ) -> None:
     base, options = location
-    with pytest.raises(RuntimeError, match="interrupted"), atomic_writer(f"{base}/v.mp4", options) as f:
+    with (
+        pytest.raises(RuntimeError, match="interrupted"),
+        atomic_writer(f"{base}/v.mp4", options) as f,
+    ):
         f.write(b"half a video")
         raise RuntimeError("interrupted")
     names = _names(base, options)
@@ -90,12 +91,42 @@ def test_video_exists_checks_the_recorded_size(tmp_path: Path) -> None:
     ("record", "fingerprint", "video_exists", "expected"),
     [
         (None, "f", False, Action.SUBMIT),
-        (RowRecord(id="a", state="succeeded", fingerprint="f", request=HANDLE), "f", True, Action.SKIP),
-        (RowRecord(id="a", state="succeeded", fingerprint="f", request=HANDLE), "f", False, Action.REATTACH),
-        (RowRecord(id="a", state="succeeded", fingerprint="old", request=HANDLE), "f", True, Action.SUBMIT),
-        (RowRecord(id="a", state="submitted", fingerprint="f", request=HANDLE), "f", False, Action.REATTACH),
-        (RowRecord(id="a", state="failed", fingerprint="f", request=HANDLE), "f", False, Action.SUBMIT),
-        (RowRecord(id="a", state="cancelled", fingerprint="f", request=HANDLE), "f", False, Action.SUBMIT),
+        (
+            RowRecord(id="a", state="succeeded", fingerprint="f", request=HANDLE),
+            "f",
+            True,
+            Action.SKIP,
+        ),
+        (
+            RowRecord(id="a", state="succeeded", fingerprint="f", request=HANDLE),
+            "f",
+            False,
+            Action.REATTACH,
+        ),
+        (
+            RowRecord(id="a", state="succeeded", fingerprint="old", request=HANDLE),
+            "f",
+            True,
+            Action.SUBMIT,
+        ),
+        (
+            RowRecord(id="a", state="submitted", fingerprint="f", request=HANDLE),
+            "f",
+            False,
+            Action.REATTACH,
+        ),
+        (
+            RowRecord(id="a", state="failed", fingerprint="f", request=HANDLE),
+            "f",
+            False,
+            Action.SUBMIT,
+        ),
+        (
+            RowRecord(id="a", state="cancelled", fingerprint="f", request=HANDLE),
+            "f",
+            False,
+            Action.SUBMIT,
+        ),
     ],
 )
 def test_decide(

@@ -132,7 +132,9 @@ async def test_job_failures_are_not_retried(make_emulator: Any) -> None:
 
     @flow
     async def failing() -> None:
-        handle = await submit_image_to_video({"image_url": data_uri(), "prompt": "x"}, settings=settings)
+        handle = await submit_image_to_video(
+            {"image_url": data_uri(), "prompt": "x"}, settings=settings
+        )
         await wait(handle, settings=settings)
 
     with pytest.raises(JobFailedError):
@@ -146,7 +148,9 @@ async def test_wait_deadline_cancels_the_remote_request(make_emulator: Any) -> N
 
     @flow
     async def impatient() -> None:
-        handle = await submit_image_to_video({"image_url": data_uri(), "prompt": "x"}, settings=settings)
+        handle = await submit_image_to_video(
+            {"image_url": data_uri(), "prompt": "x"}, settings=settings
+        )
         await wait_for_completion.with_options(retries=0)(handle, timeout=0.5, settings=settings)
 
     with pytest.raises(WaitTimeoutError):
@@ -160,7 +164,9 @@ async def test_wait_deadline_can_leave_the_request_running(make_emulator: Any) -
 
     @flow
     async def impatient() -> None:
-        handle = await submit_image_to_video({"image_url": data_uri(), "prompt": "x"}, settings=settings)
+        handle = await submit_image_to_video(
+            {"image_url": data_uri(), "prompt": "x"}, settings=settings
+        )
         await wait_for_completion.with_options(retries=0)(
             handle, timeout=0.3, cancel_on_timeout=False, settings=settings
         )
@@ -179,7 +185,9 @@ async def test_failed_fetch_leaves_no_file_at_the_destination(
 
     @flow
     async def dropped() -> None:
-        handle = await submit_image_to_video({"image_url": data_uri(), "prompt": "x"}, settings=settings)
+        handle = await submit_image_to_video(
+            {"image_url": data_uri(), "prompt": "x"}, settings=settings
+        )
         await wait_for_completion(handle, settings=settings)
         await fetch(handle, str(tmp_path / "v.mp4"), settings=settings)
 

@@ -1,0 +1,403 @@
+"""The batch flow: a manifest of images in, one video per row and a run report out.
+
+Example:
+    Offline, against the bundled emulator (what ``pika-tasks run --local`` does)::
+
+        import asyncio
+
+        from pika_tasks.flows import image_to_video_batch
+
+        result = asyncio.run(image_to_video_batch("examples/manifest.csv", "out/example"))
+        print(result.succeeded, result.report_url)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import (
+    acreate_markdown_artifact,
+    acreate_progress_artifact,
+    acreate_table_artifact,
+    aupdate_progress_artifact,
+)
+from prefect.client.schemas.objects import State
+from prefect.runtime import flow_run
+from prefect.states import Completed, Failed
+from pydantic import BaseModel
+
+from pika_tasks.credentials import FalCredentials
+from pika_tasks.errors import JobFailedError, PikaError, RequestNotFoundError
+from pika_tasks.images import ImageCheck, ImageLimits, inspect_image, resolve_image_url
+from pika_tasks.manifest import ManifestRow, RowDefaults, read_manifest
+from pika_tasks.models import Duration, Resolution
+from pika_tasks.pricing import PriceTable
+from pika_tasks.records import (
+    Action,
+    OutputLocation,
+    RowOutcome,
+    RowRecord,
+    decide,
+    fingerprint,
+    utc_now,
+)
+from pika_tasks.settings import PikaSettings
+from pika_tasks.tasks import fetch_video, open_client, submit_image_to_video, wait_for_completion
+
+
+class BatchResult(BaseModel):
+    """What a batch run did, in counts, plus where its report is."""
+
+    succeeded: int
+    failed: int
+    skipped: int
+    cancelled: int
+    submitted: int
+    spend_usd: float
+    report_url: str
+
+    @property
+    def total(self) -> int:
+        """Rows in the manifest, valid or not."""
+        return self.succeeded + self.failed + self.skipped + self.cancelled
+
+
+@dataclass
+class _PlannedRow:
+    row: ManifestRow
+    check: ImageCheck
+    fingerprint: str
+    record: RowRecord | None
+    action: Action
+
+
+@dataclass
+class _Batch:
+    """What every row of one run shares."""
+
+    out: OutputLocation
+    storage_options: dict[str, Any]
+    credentials: FalCredentials | None
+    settings: PikaSettings
+    prices: PriceTable
+    wait_timeout: float | None
+
+
+def _row_fingerprint(row: ManifestRow, check: ImageCheck, endpoint_id: str) -> str:
+    return fingerprint(
+        {
+            "endpoint_id": endpoint_id,
+            "image_sha256": check.sha256,
+            "prompt": row.prompt,
+            "negative_prompt": row.negative_prompt,
+            "resolution": row.resolution,
+            "duration": row.duration,
+            "seed": row.seed,
+        }
+    )
+
+
+async def _plan_row(
+    row: ManifestRow, batch: _Batch, limits: ImageLimits
+) -> _PlannedRow | RowOutcome:
+    try:
+        check = await inspect_image(row.image, storage_options=batch.storage_options, limits=limits)
+    except PikaError as error:
+        return RowOutcome(
+            id=row.id,
+            row_number=row.row_number,
+            status="failed",
+            error=f"row {row.row_number}, field 'image': {error}",
+        )
+    row_fingerprint = _row_fingerprint(row, check, batch.settings.endpoint_id)
+    record = await asyncio.to_thread(batch.out.load, row.id)
+    video_exists = await asyncio.to_thread(batch.out.video_exists, record)
+    return _PlannedRow(
+        row, check, row_fingerprint, record, decide(record, row_fingerprint, video_exists)
+    )
+
+
+async def _submit(plan: _PlannedRow, batch: _Batch) -> RowRecord:
+    """Submit the row and record the request durably before anything else happens."""
+    async with open_client(batch.credentials, batch.settings) as client:
+        image_url = await resolve_image_url(
+            plan.check,
+            storage_options=batch.storage_options,
+            upload=lambda data, content_type, name: client.upload(
+                data, content_type=content_type, file_name=name
+            ),
+        )
+    handle = await submit_image_to_video(
+        plan.row.to_input(image_url),
+        credentials=batch.credentials,
+        settings=batch.settings,
+        label=plan.row.id,
+    )
+    record = RowRecord(
+        id=plan.row.id,
+        state="submitted",
+        fingerprint=plan.fingerprint,
+        row=plan.row.model_dump(mode="json"),
+        request=handle,
+        seed=plan.row.seed,
+        submitted_at=utc_now(),
+    )
+    await asyncio.to_thread(batch.out.save, record)
+    return record
+
+
+async def _complete(record: RowRecord, batch: _Batch) -> RowRecord:
+    """Wait for the record's request and fetch its video; return the finished record."""
+    assert record.request is not None
+    started = time.monotonic()
+    status = await wait_for_completion(
+        record.request,
+        timeout=batch.wait_timeout,
+        credentials=batch.credentials,
+        settings=batch.settings,
+        label=record.id,
+    )
+    waited = time.monotonic() - started
+    video = await fetch_video(
+        record.request,
+        batch.out.video_url(record.id),
+        storage_options=batch.out.storage_options,
+        credentials=batch.credentials,
+        settings=batch.settings,
+        label=record.id,
+    )
+    inference = (status.metrics or {}).get("inference_time")
+    timings = {
+        "wait_seconds": round(waited, 3),
+        "fetch_seconds": round(time.monotonic() - started - waited, 3),
+    }
+    if isinstance(inference, int | float):
+        timings["inference_seconds"] = float(inference)
+    return record.model_copy(
+        update={
+            "state": "succeeded",
+            "completed_at": utc_now(),
+            "timings": timings,
+            "video": video.video,
+            "output": video.path,
+            "size": video.size,
+            "sha256": video.sha256,
+            "content_type": video.content_type,
+            "error": None,
+        }
+    )
+
+
+async def _generate(plan: _PlannedRow, batch: _Batch) -> RowOutcome:
+    """Take one planned row to a finished video (or a recorded failure)."""
+    row = plan.row
+    started = time.monotonic()
+    outcome = RowOutcome(id=row.id, row_number=row.row_number, status="failed", action=plan.action)
+    if plan.action is Action.SKIP:
+        assert plan.record is not None
+        return outcome.model_copy(update={"status": "skipped", "output": plan.record.output})
+    record = plan.record
+    try:
+        if plan.action is Action.REATTACH and record is not None:
+            try:
+                record = await _complete(record, batch)
+            except RequestNotFoundError as error:
+                get_run_logger().warning("%s: %s; submitting again", row.id, error)
+                outcome.action = "resubmit-expired"
+                record = None
+        if record is None or plan.action is Action.SUBMIT:
+            record = await _submit(plan, batch)
+            outcome.cost_usd = batch.prices.cost(row.resolution, row.duration)
+            record = await _complete(record, batch)
+        await asyncio.to_thread(batch.out.save, record)
+        outcome.status = "succeeded"
+        outcome.output = record.output
+    except PikaError as error:
+        outcome.error = str(error)
+        if record is not None and isinstance(error, JobFailedError):
+            failed = record.model_copy(update={"state": "failed", "error": str(error)})
+            await asyncio.to_thread(batch.out.save, failed)
+        get_run_logger().error("%s (row %d) failed: %s", row.id, row.row_number, error)
+    outcome.request_id = record.request.request_id if record and record.request else None
+    outcome.seconds = round(time.monotonic() - started, 3)
+    return outcome
+
+
+def _summary_markdown(result: BatchResult, manifest: str, output: str) -> str:
+    return "\n".join(
+        [
+            "# Image-to-video batch",
+            "",
+            f"Manifest `{manifest}` → output `{output}`",
+            "",
+            "| succeeded | failed | skipped | cancelled | submitted | spend (list price) |",
+            "|---|---|---|---|---|---|",
+            f"| {result.succeeded} | {result.failed} | {result.skipped} | {result.cancelled} "
+            f"| {result.submitted} | ${result.spend_usd:.2f} |",
+            "",
+            f"Run report: `{result.report_url}`",
+        ]
+    )
+
+
+@flow(name="image-to-video-batch")
+async def image_to_video_batch(
+    manifest: str,
+    output: str,
+    prompt: str | None = None,
+    prompt_suffix: str = "",
+    negative_prompt: str | None = None,
+    resolution: Resolution | None = None,
+    duration: Duration | None = None,
+    seed: int | None = None,
+    max_concurrency: int = 4,
+    storage_options: dict[str, Any] | None = None,
+    output_storage_options: dict[str, Any] | None = None,
+    fail_on_partial: bool = True,
+    wait_timeout: float | None = None,
+    allow_private_image_urls: bool = False,
+    credentials: FalCredentials | None = None,
+) -> State[BatchResult]:
+    """Generate a video for every row of a manifest and write them to ``output``.
+
+    Re-running the same manifest into the same output pays only for what is
+    missing: finished rows are skipped, submitted rows are re-attached to
+    their request, and only rows that never reached fal (or whose result
+    expired) are submitted.
+
+    Args:
+        manifest: CSV, JSON Lines, JSON or Parquet manifest at any fsspec URL.
+        output: folder (any fsspec URL) for ``{id}.mp4``, ``{id}.json`` and ``_runs/``.
+        prompt: prompt for rows that have none.
+        prompt_suffix: text appended to every row's prompt.
+        negative_prompt: negative prompt for rows that have none.
+        resolution: resolution for rows that have none (720p or 1080p).
+        duration: duration for rows that have none (5 or 10).
+        seed: seed for rows that have none.
+        max_concurrency: rows in flight at once in this run.
+        storage_options: fsspec options for the manifest and images.
+        output_storage_options: fsspec options for ``output`` (default: ``storage_options``).
+        fail_on_partial: end Failed when any row failed (the report is written first).
+        wait_timeout: seconds to wait for one job before cancelling it.
+        allow_private_image_urls: let http(s) images on private addresses be fetched.
+        credentials: a :class:`FalCredentials` block; else ``FAL_KEY`` from the environment.
+
+    Returns:
+        A Completed state with a :class:`BatchResult`, or Failed when rows failed
+        and ``fail_on_partial`` is set.
+
+    Example:
+        >>> image_to_video_batch("s3://bucket/in/manifest.csv", "s3://bucket/out")  # doctest: +SKIP
+    """
+    logger = get_run_logger()
+    settings = credentials.get_settings() if credentials else PikaSettings()
+    settings.require_key()
+    storage = storage_options or {}
+    batch = _Batch(
+        out=OutputLocation(
+            output, output_storage_options if output_storage_options is not None else storage
+        ),
+        storage_options=storage,
+        credentials=credentials,
+        settings=settings,
+        prices=PriceTable(),
+        wait_timeout=wait_timeout,
+    )
+    defaults = RowDefaults(
+        prompt=prompt,
+        prompt_suffix=prompt_suffix,
+        negative_prompt=negative_prompt,
+        resolution=resolution,
+        duration=duration,
+        seed=seed,
+    )
+    parsed = await asyncio.to_thread(
+        read_manifest, manifest, defaults=defaults, storage_options=storage
+    )
+    outcomes: list[RowOutcome] = [
+        RowOutcome(id=error.id, row_number=error.row_number, status="failed", error=str(error))
+        for error in parsed.errors
+    ]
+    for error in parsed.errors:
+        logger.error("manifest %s", error)
+
+    limits = ImageLimits(allow_private_addresses=allow_private_image_urls)
+    gate = asyncio.Semaphore(max(1, max_concurrency))
+
+    async def plan(row: ManifestRow) -> _PlannedRow | RowOutcome:
+        async with gate:
+            return await _plan_row(row, batch, limits)
+
+    plans: list[_PlannedRow] = []
+    for planned in await asyncio.gather(*(plan(row) for row in parsed.rows)):
+        if isinstance(planned, RowOutcome):
+            logger.error("%s", planned.error)
+            outcomes.append(planned)
+        else:
+            plans.append(planned)
+    counts = {action: sum(p.action is action for p in plans) for action in Action}
+    logger.info(
+        "%d rows: %d to submit, %d to re-attach, %d done already, %d invalid",
+        len(parsed.rows) + len(parsed.errors),
+        counts[Action.SUBMIT],
+        counts[Action.REATTACH],
+        counts[Action.SKIP],
+        len(outcomes),
+    )
+
+    total = max(1, len(plans))
+    progress_id = await acreate_progress_artifact(0.0, description=f"Rows of {manifest}")
+    finished = 0
+
+    async def generate(planned: _PlannedRow) -> RowOutcome:
+        nonlocal finished
+        async with gate:
+            result = await _generate(planned, batch)
+        finished += 1
+        await aupdate_progress_artifact(progress_id, 100.0 * finished / total)
+        return result
+
+    outcomes.extend(await asyncio.gather(*(generate(p) for p in plans)))
+    outcomes.sort(key=lambda o: o.row_number)
+
+    run_name = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{flow_run.get_name() or 'local'}"
+    report_url = await asyncio.to_thread(batch.out.write_report, run_name, outcomes)
+    result = BatchResult(
+        succeeded=sum(o.status == "succeeded" for o in outcomes),
+        failed=sum(o.status == "failed" for o in outcomes),
+        skipped=sum(o.status == "skipped" for o in outcomes),
+        cancelled=sum(o.status == "cancelled" for o in outcomes),
+        submitted=sum(o.cost_usd > 0 for o in outcomes),
+        spend_usd=round(sum(o.cost_usd for o in outcomes), 2),
+        report_url=report_url,
+    )
+    await acreate_table_artifact(
+        [
+            {
+                "row": o.row_number,
+                "id": o.id,
+                "status": o.status,
+                "output": o.output,
+                "seconds": o.seconds,
+                "error": o.error,
+            }
+            for o in outcomes
+        ],
+        description="Rows of this run",
+    )
+    await acreate_markdown_artifact(
+        _summary_markdown(result, manifest, output), description="Summary"
+    )
+    message = (
+        f"{result.succeeded} succeeded, {result.failed} failed, {result.skipped} skipped "
+        f"of {result.total} rows; report: {report_url}"
+    )
+    logger.info(message)
+    if result.failed and fail_on_partial:
+        return Failed(message=message, data=result)
+    return Completed(message=message, data=result)
