@@ -61,6 +61,9 @@ class FalHTTPError(PikaError):
         detail: fal's ``detail`` (text, or the list of a 422).
         request_id: the request the error concerns, when known.
         retry_after: seconds from a ``Retry-After`` header, when present.
+        retryable: fal's own word on retrying (``X-Fal-Retryable``, or False for a
+            504 whose ``X-Fal-Request-Timeout-Type`` is ``user``); None when fal
+            did not say.
     """
 
     def __init__(
@@ -72,6 +75,7 @@ class FalHTTPError(PikaError):
         detail: Any = None,
         request_id: str | None = None,
         retry_after: float | None = None,
+        retryable: bool | None = None,
     ) -> None:
         super().__init__(message)
         self.status_code = status_code
@@ -79,6 +83,7 @@ class FalHTTPError(PikaError):
         self.detail = detail
         self.request_id = request_id
         self.retry_after = retry_after
+        self.retryable = retryable
 
 
 class AuthenticationError(FalHTTPError):
@@ -140,5 +145,8 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (RateLimitError, ServerError
 
 
 def is_transient(error: BaseException) -> bool:
-    """True when retrying the same call later may succeed."""
-    return isinstance(error, TRANSIENT_ERRORS)
+    """True when retrying the same call later may succeed.
+
+    fal can veto a retry of an otherwise transient answer (``retryable=False``).
+    """
+    return isinstance(error, TRANSIENT_ERRORS) and getattr(error, "retryable", None) is not False

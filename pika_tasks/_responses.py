@@ -1,0 +1,193 @@
+"""How fal's HTTP answers become pika-tasks errors.
+
+One function, :func:`error_for`, turns an unsuccessful :class:`httpx.Response`
+into the matching :class:`~pika_tasks.errors.FalHTTPError`::
+
+    401 / 403      AuthenticationError   fal's detail text, e.g. "User is locked. ..."
+    404 / 410      RequestNotFoundError  (or the caller's subclass, ResultExpiredError)
+    422            FalValidationError    ``detail`` list; the message names the fields
+    429            RateLimitError        ``retry_after`` from ``Retry-After``
+    5xx            ServerError           ``error_type`` from the body or ``X-Fal-Error-Type``
+    anything else  FalHTTPError
+
+Messages name the route (method and path, never the query) and the request id
+when known.  They never carry request headers, so the key cannot leak through
+them; a caller may also pass the key as ``secret`` to scrub it from text that
+the server echoed back.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from typing import Any
+
+import httpx
+
+from pika_tasks.errors import (
+    AuthenticationError,
+    FalHTTPError,
+    FalValidationError,
+    RateLimitError,
+    RequestNotFoundError,
+    ServerError,
+)
+
+_MAX_DETAIL_CHARS = 500
+_REDACTED = "***"
+
+
+def route_of(request: httpx.Request) -> str:
+    """``METHOD /path`` of a request, without query or host: safe to show."""
+    return f"{request.method} {request.url.path}"
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (seconds or an HTTP date)."""
+    if value is None or not value.strip():
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, moment.timestamp() - time.time())
+
+
+def json_body(response: httpx.Response) -> Any:
+    """The decoded JSON body, or None when the body is not JSON."""
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def is_fal_answer(response: httpx.Response) -> bool:
+    """True when fal's queue itself produced this error, not a proxy in front of it.
+
+    fal marks its infrastructure errors with ``X-Fal-Error-Type`` and a JSON
+    body carrying ``error_type``.  A bare 502 or 504 page comes from a gateway
+    that may already have handed the request on.
+    """
+    if "x-fal-error-type" in response.headers:
+        return True
+    body = json_body(response)
+    return isinstance(body, dict) and "error_type" in body
+
+
+def fal_retryable(response: httpx.Response) -> bool | None:
+    """fal's own word on retrying this answer, or None when it said nothing."""
+    flag = response.headers.get("x-fal-retryable")
+    if flag is not None:
+        return flag.strip().lower() in {"1", "true", "yes"}
+    if response.headers.get("x-fal-request-timeout-type", "").strip().lower() == "user":
+        # The caller's own start deadline expired: asking again cannot help.
+        return False
+    return None
+
+
+def _redact(text: str, secret: str | None) -> str:
+    return text.replace(secret, _REDACTED) if secret else text
+
+
+def _shorten(text: str) -> str:
+    text = " ".join(text.split())
+    if len(text) > _MAX_DETAIL_CHARS:
+        return text[: _MAX_DETAIL_CHARS - 3] + "..."
+    return text
+
+
+def _field_name(loc: Any) -> str:
+    if not isinstance(loc, list | tuple):
+        return str(loc)
+    parts = [str(part) for part in loc]
+    if len(parts) > 1 and parts[0] == "body":
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+def describe_validation(detail: Any) -> str:
+    """``field: message; ...`` for a 422 ``detail`` list (or its text as is)."""
+    if not isinstance(detail, list):
+        return _shorten(str(detail))
+    items = []
+    for entry in detail:
+        if isinstance(entry, dict):
+            items.append(f"{_field_name(entry.get('loc', ()))}: {entry.get('msg', entry)}")
+        else:
+            items.append(str(entry))
+    return _shorten("; ".join(items))
+
+
+def detail_text(response: httpx.Response, body: Any) -> str:
+    """A short, readable text for what the server said."""
+    detail = body.get("detail") if isinstance(body, dict) else None
+    if detail is None and isinstance(body, dict):
+        detail = body.get("error") or body.get("message")
+    if isinstance(detail, list):
+        return describe_validation(detail)
+    if detail is not None:
+        return _shorten(str(detail))
+    if body is not None:
+        return _shorten(str(body))
+    return _shorten(response.text) or response.reason_phrase
+
+
+def describe(response: httpx.Response, *, secret: str | None = None) -> str:
+    """What the server said, short and readable, with ``secret`` scrubbed."""
+    return _redact(detail_text(response, json_body(response)), secret)
+
+
+def error_for(
+    response: httpx.Response,
+    *,
+    request_id: str | None = None,
+    not_found: type[RequestNotFoundError] = RequestNotFoundError,
+    secret: str | None = None,
+) -> FalHTTPError:
+    """The error that an unsuccessful ``response`` stands for.
+
+    Args:
+        response: an answer whose body has been read.
+        request_id: the request it concerns, when known; named in the message.
+        not_found: the class for 404 and 410 (e.g. ``ResultExpiredError``).
+        secret: text to scrub from the message and detail (the key).
+    """
+    code = response.status_code
+    body = json_body(response)
+    detail: Any = body.get("detail") if isinstance(body, dict) else body
+    if isinstance(detail, str):
+        detail = _redact(detail, secret)
+    error_type = (body.get("error_type") if isinstance(body, dict) else None) or (
+        response.headers.get("x-fal-error-type")
+    )
+    where = route_of(response.request)
+    if request_id:
+        where += f", request {request_id}"
+    text = _redact(detail_text(response, body), secret)
+    cls: type[FalHTTPError]
+    if code in (401, 403):
+        cls, summary = AuthenticationError, f"fal refused the key: {text}"
+    elif code in (404, 410):
+        cls, summary = not_found, f"fal does not know this request (any more): {text}"
+    elif code == 422:
+        cls, summary = FalValidationError, f"fal rejected the input: {text}"
+    elif code == 429:
+        cls, summary = RateLimitError, f"fal is rate limiting (queue full?): {text}"
+    elif code >= 500:
+        kind = f" [{error_type}]" if error_type else ""
+        cls, summary = ServerError, f"fal server error{kind}: {text}"
+    else:
+        cls, summary = FalHTTPError, f"fal answered an error: {text}"
+    return cls(
+        f"{summary} (HTTP {code} on {where})",
+        status_code=code,
+        error_type=error_type,
+        detail=detail,
+        request_id=request_id,
+        retry_after=parse_retry_after(response.headers.get("retry-after")),
+        retryable=fal_retryable(response),
+    )

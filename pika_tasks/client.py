@@ -1,0 +1,822 @@
+"""The async client for Pika 2.2 image-to-video on fal's queue API.
+
+One job takes three steps, each a method of :class:`PikaClient`: ``submit``
+queues it, ``wait`` follows its status until it completes, ``result`` fetches
+the output; ``download`` then streams the video to any writer.  The client
+knows HTTP and nothing of Prefect.
+
+Wire economy: ``wait`` listens to fal's server-sent status stream (one
+request for the whole wait) and polls only when the stream is unavailable,
+fails or drops, with a delay growing from ``poll_interval`` to
+``max_poll_interval``.  A job costs about three requests: submit, stream,
+result (the download comes on top).
+
+Errors (see :mod:`pika_tasks.errors` for the tree): an error answer becomes a
+:class:`~pika_tasks.errors.FalHTTPError` subclass by status code (401/403
+authentication, 404/410 not found or expired, 422 validation, 429 rate limit,
+5xx server error); a network failure on a call that is safe to repeat becomes
+:class:`~pika_tasks.errors.TransportError`.  Messages name the route and the
+request id; the key never appears in them, in logs or in ``repr``, and it is
+sent only to the configured queue and storage hosts, never to a CDN.
+
+Retries: ``status``, ``result``, ``cancel``, ``download`` and both steps of
+``upload`` are idempotent (reads, a PUT, or a POST that only creates an upload
+URL), so their transient failures (429, 5xx unless fal marks the answer final
+with ``X-Fal-Retryable: false`` or a user start-timeout, connect and read
+errors) are retried with stamina's jittered exponential backoff, honouring
+``Retry-After``, at most ``max_retries`` times.  ``download`` resumes with
+``Range`` rather than starting over.
+
+Submit safety: fal has no idempotency key, so a second POST of the same job
+queues, and bills, a second video.  ``submit`` is retried only when fal
+provably did not queue the job:
+
+- the connection was never made (connect error or timeout, TLS handshake,
+  no free connection in the pool): the request never left;
+- fal's queue itself answered 429 or a 5xx that carries its error marker
+  (``X-Fal-Error-Type`` or a JSON ``error_type``): fal refused the job.
+
+Every other failure after the request may have been sent (a read or write
+timeout, a connection reset, a bare 502/504 from a gateway that may already
+have handed the request on, a success answer we cannot read) raises
+:class:`~pika_tasks.errors.SubmitOutcomeUnknownError` and is never resent:
+the job may exist.  If a submit answer lacks the three URLs, they are built
+from the endpoint's owner/app prefix and the request id, which is where the
+live queue serves them (``{queue_url}/{owner}/{app}/requests/{id}``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import inspect
+import json
+import logging
+import mimetypes
+import re
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Mapping
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+from httpx_sse import ServerSentEvent, aconnect_sse
+from pydantic import SecretStr, ValidationError
+
+from pika_tasks._responses import describe, error_for, is_fal_answer, json_body, route_of
+from pika_tasks._retry import retrying_caller
+from pika_tasks.errors import (
+    FalHTTPError,
+    JobFailedError,
+    ResultExpiredError,
+    ServerError,
+    SubmitOutcomeUnknownError,
+    TransportError,
+    WaitTimeoutError,
+)
+from pika_tasks.models import (
+    CancelResponse,
+    DownloadInfo,
+    ImageToVideoInput,
+    ImageToVideoOutput,
+    QueueStatus,
+    RequestHandle,
+    RequestOptions,
+)
+from pika_tasks.settings import PikaSettings
+
+__all__ = ["PikaClient"]
+
+logger = logging.getLogger("pika_tasks.client")
+
+StatusCallback = Callable[[QueueStatus], Awaitable[None] | None]
+
+# Failures that prove a request never left this machine: safe to resend a submit.
+_NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+# How many times one wait reconnects a status stream that dropped after it worked.
+_MAX_STREAM_RECONNECTS = 3
+
+_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
+
+
+class _RangeIgnored(Exception):
+    """A resumed download was answered from the start: not retried in place."""
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    default = {"http": 80, "https": 443}.get(url.scheme)
+    return (url.scheme, url.host, url.port or default)
+
+
+class _FalKeyAuth(httpx.Auth):
+    """Adds ``Authorization: Key ...`` to requests for fal's own hosts only."""
+
+    def __init__(self, key: SecretStr, trusted: list[str]) -> None:
+        self._key = key
+        self._origins = {_origin(httpx.URL(url)) for url in trusted}
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        if _origin(request.url) in self._origins:
+            request.headers["Authorization"] = f"Key {self._key.get_secret_value()}"
+        yield request
+
+    def __repr__(self) -> str:
+        return "<fal key auth>"
+
+
+@dataclass
+class _Download:
+    """Progress of one download, kept across resumed attempts."""
+
+    received: int = 0
+    total: int | None = None
+    content_type: str | None = None
+    etag: str | None = None
+    sha256: Any = field(default_factory=hashlib.sha256)
+
+
+def _explain(error: BaseException) -> str:
+    """``ReadTimeout: ...``; httpx leaves some messages empty."""
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+
+
+def _seconds(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _safe_url(url: str | httpx.URL) -> str:
+    """A URL without its query (signed URLs carry tokens there)."""
+    return str(httpx.URL(url).copy_with(query=None, fragment=None))
+
+
+def _stream_url(status_url: str) -> httpx.URL:
+    url = httpx.URL(status_url)
+    return url.copy_with(path=url.path.rstrip("/") + "/stream")
+
+
+class PikaClient:
+    """Async client for Pika 2.2 image-to-video on fal's queue (or the emulator).
+
+    Args:
+        settings: where and how to talk to fal; read from the environment
+            (``FAL_KEY``, ``PIKA_*``) and ``.env`` when omitted.
+        http: an ``httpx.AsyncClient`` to send requests with; the client makes
+            (and closes) its own when omitted.  A given one is left open.
+        **overrides: :class:`~pika_tasks.settings.PikaSettings` fields that
+            replace those of ``settings``, e.g. ``fal_key=...``, ``queue_url=...``.
+
+    Raises:
+        MissingKeyError: no key was configured anywhere.
+        TypeError: an override names no settings field.
+
+    Example:
+        Upload an image, turn it into a video and download it, against the
+        bundled emulator (pass nothing but a ``FAL_KEY`` to use fal itself):
+
+        >>> import asyncio, io
+        >>> from PIL import Image
+        >>> from pika_tasks.client import PikaClient
+        >>> from pika_tasks.emulator import EmulatorServer
+        >>> async def make_video(url: str, image: bytes) -> int:
+        ...     async with PikaClient(fal_key="demo", queue_url=url, storage_url=url) as client:
+        ...         image_url = await client.upload(image, content_type="image/png")
+        ...         handle = await client.submit({"image_url": image_url, "prompt": "zoom in"})
+        ...         await client.wait(handle, timeout=60)
+        ...         output = await client.result(handle)
+        ...         chunks: list[bytes] = []
+        ...         info = await client.download(output.video.url, chunks.append)
+        ...         return info.size
+        >>> png = io.BytesIO()
+        >>> Image.new("RGB", (64, 48), "orange").save(png, format="PNG")
+        >>> with EmulatorServer(job_seconds=0.2, fps=4) as emulator:
+        ...     asyncio.run(make_video(emulator.url, png.getvalue())) > 0
+        True
+    """
+
+    def __init__(
+        self,
+        settings: PikaSettings | None = None,
+        *,
+        http: httpx.AsyncClient | None = None,
+        **overrides: Any,
+    ) -> None:
+        unknown = sorted(set(overrides) - set(PikaSettings.model_fields))
+        if unknown:
+            raise TypeError(f"PikaClient() got unknown settings: {', '.join(unknown)}")
+        if settings is None:
+            settings = PikaSettings(**overrides)
+        elif overrides:
+            settings = PikaSettings(**{**settings.model_dump(), **overrides})
+        self._settings = settings
+        # Kept as a SecretStr so that vars(client) and tracebacks do not show it.
+        self._key = settings.require_key()
+        self._auth = _FalKeyAuth(self._key, [settings.queue_url, settings.storage_url])
+        self._timeout = httpx.Timeout(
+            connect=settings.connect_timeout,
+            read=settings.read_timeout,
+            write=settings.read_timeout,
+            pool=settings.connect_timeout,
+        )
+        # fal pings the stream about every 15 s: a longer silence means it is dead.
+        self._stream_timeout = httpx.Timeout(
+            connect=settings.connect_timeout,
+            read=settings.sse_idle_timeout,
+            write=settings.read_timeout,
+            pool=settings.connect_timeout,
+        )
+        self._owns_http = http is None
+        self._http = http or httpx.AsyncClient(
+            timeout=self._timeout,
+            # Each waiting job holds one stream open: the caller bounds concurrency.
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=32),
+        )
+        self._retry = retrying_caller(settings)
+
+    @property
+    def settings(self) -> PikaSettings:
+        """The settings in force (the key inside is a ``SecretStr``)."""
+        return self._settings
+
+    @property
+    def _secret(self) -> str:
+        return self._key.get_secret_value()
+
+    def __repr__(self) -> str:
+        return (
+            f"PikaClient(queue_url={self._settings.queue_url!r}, "
+            f"endpoint_id={self._settings.endpoint_id!r})"
+        )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool (unless it was passed in as ``http``)."""
+        if self._owns_http:
+            await self._http.aclose()
+
+    # -- submit ---------------------------------------------------------------
+
+    async def submit(
+        self,
+        arguments: ImageToVideoInput | Mapping[str, Any],
+        *,
+        options: RequestOptions | None = None,
+        validate: bool = True,
+    ) -> RequestHandle:
+        """Queue one job and return its handle.
+
+        Input is validated before anything is sent.  The request is resent
+        only when fal provably did not queue it (see the module docstring).
+
+        Args:
+            arguments: the job input, a model or a mapping of its fields.
+            options: fal request options (start timeout, priority, expiry, webhook).
+            validate: check a mapping against :class:`ImageToVideoInput` first.
+                Pass False to send fields the model does not know yet; fal
+                then validates them (422 on a bad value).
+
+        Raises:
+            pydantic.ValidationError: invalid input; nothing was sent.
+            SubmitOutcomeUnknownError: the request went out but its answer was lost.
+            FalValidationError: fal refused the input (422).
+            AuthenticationError, RateLimitError, ServerError, TransportError:
+                as their names say (the last two after retries).
+        """
+        payload = self._payload(arguments, validate)
+        url = f"{self._settings.queue_url.rstrip('/')}/{self._settings.endpoint_id.strip('/')}"
+        headers, params = self._request_options(options)
+        handle: RequestHandle = await self._retry(self._submit_once, url, payload, headers, params)
+        logger.debug(
+            "queued %s as %s (position %s)",
+            self._settings.endpoint_id,
+            handle.request_id,
+            handle.queue_position,
+        )
+        return handle
+
+    @staticmethod
+    def _payload(arguments: ImageToVideoInput | Mapping[str, Any], validate: bool) -> Any:
+        if isinstance(arguments, ImageToVideoInput):
+            return arguments.model_dump(mode="json", exclude_none=True)
+        if validate:
+            model = ImageToVideoInput.model_validate(dict(arguments))
+            return model.model_dump(mode="json", exclude_none=True)
+        return dict(arguments)
+
+    def _request_options(
+        self, options: RequestOptions | None
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        options = options or RequestOptions()
+        headers: dict[str, str] = {}
+        params: dict[str, str] = {}
+        start_timeout = options.start_timeout or self._settings.start_timeout
+        if start_timeout is not None:
+            headers["X-Fal-Request-Timeout"] = _seconds(start_timeout)
+        if options.priority is not None:
+            headers["X-Fal-Queue-Priority"] = options.priority
+        if options.object_expiry_seconds is not None:
+            headers["X-Fal-Object-Lifecycle-Preference"] = json.dumps(
+                {"expiration_duration_seconds": options.object_expiry_seconds}
+            )
+        if options.webhook_url is not None:
+            params["fal_webhook"] = options.webhook_url
+        return headers, params
+
+    async def _submit_once(
+        self, url: str, payload: Any, headers: dict[str, str], params: dict[str, str]
+    ) -> RequestHandle:
+        route = f"POST {httpx.URL(url).path}"
+        try:
+            response = await self._http.post(
+                url,
+                json=payload,
+                headers=headers,
+                params=params,
+                auth=self._auth,
+                timeout=self._timeout,
+            )
+        except _NEVER_SENT as exc:
+            raise TransportError(
+                f"could not connect to fal to submit ({route}): {_explain(exc)}"
+            ) from exc
+        except httpx.TransportError as exc:
+            raise SubmitOutcomeUnknownError(
+                f"the submit was sent but its answer was lost ({route}): "
+                f"{_explain(exc)}. fal may have queued (and will bill) the job: "
+                "check fal's dashboard before submitting it again."
+            ) from exc
+        if response.is_success:
+            return self._handle_from(response, route)
+        error = error_for(response, secret=self._secret)
+        if response.status_code >= 500 and not is_fal_answer(response):
+            raise SubmitOutcomeUnknownError(
+                f"the submit got HTTP {response.status_code} from a gateway, not from fal's "
+                f"queue ({route}): the request may have reached fal and queued the job. "
+                "Check fal's dashboard before submitting it again."
+            ) from error
+        raise error
+
+    def _handle_from(self, response: httpx.Response, route: str) -> RequestHandle:
+        body = json_body(response)
+        if not isinstance(body, dict) or not isinstance(body.get("request_id"), str):
+            raise SubmitOutcomeUnknownError(
+                f"fal accepted the submit (HTTP {response.status_code} on {route}) but its "
+                "answer has no request id: the job may be queued. Check fal's dashboard "
+                "before submitting it again."
+            )
+        request_id: str = body["request_id"]
+        owner_app = "/".join(self._settings.endpoint_id.strip("/").split("/")[:2])
+        base = f"{self._settings.queue_url.rstrip('/')}/{owner_app}/requests/{request_id}"
+        position = body.get("queue_position")
+        return RequestHandle(
+            request_id=request_id,
+            status_url=body.get("status_url") or f"{base}/status",
+            response_url=body.get("response_url") or base,
+            cancel_url=body.get("cancel_url") or f"{base}/cancel",
+            endpoint_id=self._settings.endpoint_id,
+            queue_position=position if isinstance(position, int) else None,
+        )
+
+    # -- status ---------------------------------------------------------------
+
+    async def status(self, handle: RequestHandle, *, logs: bool = False) -> QueueStatus:
+        """The job's current status (one GET, retried when transient).
+
+        Args:
+            handle: what :meth:`submit` returned.
+            logs: include the runner's logs.
+
+        Raises:
+            RequestNotFoundError: fal does not know the request.
+        """
+        return await self._retry(self._status_once, handle, logs)
+
+    async def _status_once(self, handle: RequestHandle, logs: bool) -> QueueStatus:
+        response = await self._send(
+            "GET", handle.status_url, handle.request_id, params={"logs": "1"} if logs else None
+        )
+        try:
+            return QueueStatus.model_validate(json_body(response))
+        except ValidationError as exc:
+            raise ServerError(
+                f"fal sent a status that cannot be read (HTTP {response.status_code} on "
+                f"{route_of(response.request)}): {exc.errors()[0]['msg']}",
+                status_code=response.status_code,
+                error_type="invalid_status",
+                request_id=handle.request_id,
+            ) from None
+
+    async def stream_status(
+        self, handle: RequestHandle, *, logs: bool = True
+    ) -> AsyncGenerator[QueueStatus, None]:
+        """Yield each status fal pushes on its stream, ending after COMPLETED.
+
+        One long GET of ``{status_url}/stream`` (server-sent events).  Not
+        retried: :meth:`wait` falls back to polling when it fails.  A stream
+        silent for longer than ``sse_idle_timeout`` is dropped.
+
+        Raises:
+            FalHTTPError: the stream was refused (by status code, as elsewhere).
+            TransportError: the stream failed, went silent or was not an event stream.
+        """
+        url = _stream_url(handle.status_url)
+        try:
+            async with aconnect_sse(
+                self._http,
+                "GET",
+                str(url),
+                params={"logs": "1"} if logs else None,
+                auth=self._auth,
+                timeout=self._stream_timeout,
+            ) as source:
+                response = source.response
+                if not response.is_success:
+                    await response.aread()
+                    raise error_for(response, request_id=handle.request_id, secret=self._secret)
+                async for event in source.aiter_sse():
+                    status = self._event_status(event, handle)
+                    if status is None:
+                        continue
+                    yield status
+                    if status.done:
+                        return
+        except httpx.TransportError as exc:
+            raise TransportError(
+                f"the status stream of request {handle.request_id} failed "
+                f"(GET {url.path}): {_explain(exc)}"
+            ) from exc
+
+    @staticmethod
+    def _event_status(event: ServerSentEvent, handle: RequestHandle) -> QueueStatus | None:
+        if not event.data.strip():
+            return None
+        try:
+            return QueueStatus.model_validate_json(event.data)
+        except ValidationError:
+            logger.debug("request %s: ignored a stream event: %.200s", handle.request_id, event)
+            return None
+
+    # -- wait -----------------------------------------------------------------
+
+    async def wait(
+        self,
+        handle: RequestHandle,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 -- a deadline for the whole wait
+        logs: bool = True,
+        on_status: StatusCallback | None = None,
+    ) -> QueueStatus:
+        """Wait until the job completes and return its COMPLETED status.
+
+        Listens to the status stream; polls (``poll_interval`` doubling up to
+        ``max_poll_interval``) when the stream is unavailable, fails or drops.
+        A stream that dropped after it worked is reconnected a few times.
+        The remote job is never cancelled here: the caller decides.
+
+        Args:
+            handle: what :meth:`submit` returned.
+            timeout: seconds to wait; ``wait_timeout`` from the settings when None.
+            logs: ask for the runner's logs with each status.
+            on_status: called (and awaited if it returns an awaitable) with each
+                new status; identical consecutive statuses are reported once.
+
+        Raises:
+            JobFailedError: the job completed with an error.
+            WaitTimeoutError: it did not complete in time.
+        """
+        limit = self._settings.wait_timeout if timeout is None else timeout
+        report = _Reporter(on_status)
+        deadline = asyncio.timeout(limit)
+        try:
+            async with deadline:
+                final = await self._follow(handle, logs, report)
+        except TimeoutError:
+            if not deadline.expired():
+                raise  # not ours: e.g. from the caller's on_status
+            raise WaitTimeoutError(
+                f"request {handle.request_id} did not complete within {limit:g}s "
+                f"(last status: {report.last_state or 'unknown'})",
+                request_id=handle.request_id,
+            ) from None
+        if final.failed:
+            raise JobFailedError(
+                f"request {handle.request_id} failed: {final.error}"
+                + (f" [{final.error_type}]" if final.error_type else ""),
+                request_id=handle.request_id,
+                error_type=final.error_type,
+            )
+        return final
+
+    async def _follow(self, handle: RequestHandle, logs: bool, report: _Reporter) -> QueueStatus:
+        streams = 0
+        use_stream = True
+        while use_stream:
+            streams += 1
+            final, delivered = await self._listen(handle, logs, report)
+            if final is not None:
+                return final
+            use_stream = delivered and streams <= _MAX_STREAM_RECONNECTS
+        logger.debug("request %s: polling the status", handle.request_id)
+        # A plain loop, not stamina: "not done yet" is no failure to retry, and
+        # stamina would log and count every poll as a retry (or stop polling
+        # altogether when retries are switched off globally).
+        delay = self._settings.poll_interval
+        while True:
+            status = await self.status(handle, logs=logs)
+            await report(status)
+            if status.done:
+                return status
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self._settings.max_poll_interval)
+
+    async def _listen(
+        self, handle: RequestHandle, logs: bool, report: _Reporter
+    ) -> tuple[QueueStatus | None, bool]:
+        """Follow one stream: (COMPLETED status or None if it ended early, any event seen)."""
+        delivered = False
+        async with aclosing(self.stream_status(handle, logs=logs)) as events:
+            while True:
+                try:
+                    status = await anext(events)
+                except StopAsyncIteration:
+                    logger.debug("request %s: status stream ended early", handle.request_id)
+                    return None, delivered
+                except (FalHTTPError, TransportError) as exc:
+                    logger.debug("request %s: status stream failed: %s", handle.request_id, exc)
+                    return None, delivered
+                delivered = True
+                await report(status)
+                if status.done:
+                    return status, delivered
+
+    # -- result, cancel -------------------------------------------------------
+
+    async def result(self, handle: RequestHandle) -> ImageToVideoOutput:
+        """The output of a completed job (retried when transient).
+
+        Raises:
+            JobFailedError: the model answered with an error instead of a video,
+                or fal marked its answer final (e.g. the start deadline passed).
+            ResultExpiredError: fal no longer keeps the result (404 / 410).
+            FalHTTPError: the job has not completed yet (400).
+        """
+        return await self._retry(self._result_once, handle)
+
+    async def _result_once(self, handle: RequestHandle) -> ImageToVideoOutput:
+        response = await self._send("GET", handle.response_url, handle.request_id, check=False)
+        code = response.status_code
+        if response.is_success:
+            try:
+                return ImageToVideoOutput.model_validate(json_body(response))
+            except ValidationError:
+                raise JobFailedError(
+                    f"request {handle.request_id} completed without a video "
+                    f"(HTTP {code} on {route_of(response.request)})",
+                    request_id=handle.request_id,
+                ) from None
+        error = error_for(
+            response,
+            request_id=handle.request_id,
+            not_found=ResultExpiredError,
+            secret=self._secret,
+        )
+        if code in (401, 403, 404, 410, 429):
+            raise error
+        if code == 400 and not is_fal_answer(response):
+            raise error  # e.g. "Request is still in progress": asked too early, not failed
+        if code >= 500 and is_fal_answer(response) and error.retryable is not False:
+            raise error  # fal's infrastructure, not the job: worth another try
+        # The model's own status and body, or fal's final word on this job: it failed.
+        raise JobFailedError(
+            f"request {handle.request_id} failed: {describe(response, secret=self._secret)} "
+            f"(HTTP {code} on {route_of(response.request)})",
+            request_id=handle.request_id,
+            error_type=error.error_type,
+        ) from error
+
+    async def cancel(self, handle: RequestHandle) -> CancelResponse:
+        """Ask fal to cancel the job.
+
+        A queued job is removed; a running one is only signalled and may still
+        finish (and be billed).  ``status`` of the answer is
+        ``CANCELLATION_REQUESTED``, ``ALREADY_COMPLETED`` or ``NOT_FOUND``:
+        none of them raises.
+        """
+        return await self._retry(self._cancel_once, handle)
+
+    async def _cancel_once(self, handle: RequestHandle) -> CancelResponse:
+        response = await self._send("PUT", handle.cancel_url, handle.request_id, check=False)
+        body = json_body(response)
+        code = response.status_code
+        if response.is_success or (code == 400 and isinstance(body, dict) and "status" in body):
+            return CancelResponse.model_validate(body if isinstance(body, dict) else {})
+        if code == 404:
+            return CancelResponse.model_validate(
+                {"status": "NOT_FOUND", **(body if isinstance(body, dict) else {})}
+            )
+        raise error_for(response, request_id=handle.request_id, secret=self._secret)
+
+    # -- files ----------------------------------------------------------------
+
+    async def download(
+        self,
+        url: str,
+        write: Callable[[bytes], object],
+        *,
+        chunk_size: int = 1 << 20,
+    ) -> DownloadInfo:
+        """Stream the file at ``url`` to ``write``, chunk by chunk.
+
+        Computes the SHA-256 and size on the way and checks them against
+        ``Content-Length``.  A connection that drops mid-body is resumed with
+        ``Range: bytes=N-``; if the server then answers with the whole file
+        (200, not 206) the download stops, since what was written cannot be
+        taken back.
+
+        Args:
+            url: the file, e.g. ``output.video.url``.
+            write: called with each chunk; if it returns an awaitable, that is awaited.
+            chunk_size: largest chunk handed to ``write``.
+
+        Raises:
+            ResultExpiredError: the file is gone (404 / 410).
+            TransportError: the connection failed more than ``max_retries``
+                times, or a resume was answered from the start.
+        """
+        state = _Download()
+        try:
+            await self._retry(self._download_once, url, write, chunk_size, state)
+        except _RangeIgnored as exc:
+            raise TransportError(str(exc)) from None
+        return DownloadInfo(
+            size=state.received, content_type=state.content_type, sha256=state.sha256.hexdigest()
+        )
+
+    async def _download_once(
+        self, url: str, write: Callable[[bytes], object], chunk_size: int, state: _Download
+    ) -> None:
+        headers = {"Accept-Encoding": "identity"}
+        if state.received:
+            headers["Range"] = f"bytes={state.received}-"
+            if state.etag:
+                # Only the same file may continue; a changed one comes back whole (200).
+                headers["If-Range"] = state.etag
+        try:
+            async with self._http.stream(
+                "GET",
+                url,
+                headers=headers,
+                auth=self._auth,
+                timeout=self._timeout,
+                follow_redirects=True,
+            ) as response:
+                if not response.is_success:
+                    await response.aread()
+                    raise error_for(response, not_found=ResultExpiredError, secret=self._secret)
+                self._start_part(response, state)
+                # Not aiter_bytes(chunk_size): it holds back a partial chunk, which a
+                # drop would lose; whatever arrived is written, so a resume starts there.
+                async for data in response.aiter_bytes():
+                    for start in range(0, len(data), chunk_size):
+                        chunk = data[start : start + chunk_size]
+                        written = write(chunk)
+                        if inspect.isawaitable(written):
+                            await written
+                        state.sha256.update(chunk)
+                        state.received += len(chunk)
+        except httpx.TransportError as exc:
+            raise TransportError(
+                f"download of {_safe_url(url)} stopped after {state.received} bytes: "
+                f"{_explain(exc)}"
+            ) from exc
+        if state.total is not None and state.received != state.total:
+            raise TransportError(
+                f"download of {_safe_url(url)} ended after {state.received} of {state.total} bytes"
+            )
+
+    @staticmethod
+    def _start_part(response: httpx.Response, state: _Download) -> None:
+        if not state.received:
+            state.content_type = response.headers.get("content-type")
+            etag = response.headers.get("etag")
+            state.etag = etag if etag and not etag.startswith("W/") else None
+            length = response.headers.get("content-length")
+            state.total = int(length) if length and length.isdigit() else None
+            if response.status_code != 206:
+                return
+        where = _safe_url(response.request.url)
+        match = _CONTENT_RANGE.fullmatch(response.headers.get("content-range", "").strip())
+        if response.status_code != 206 or match is None or int(match[1]) != state.received:
+            raise _RangeIgnored(
+                f"resuming {where} at byte {state.received} got HTTP {response.status_code} "
+                f"({response.headers.get('content-range') or 'no Content-Range'}); the "
+                "bytes already written cannot be taken back: download it again"
+            )
+        if match[3] != "*":
+            state.total = int(match[3])
+
+    async def upload(self, data: bytes, *, content_type: str, file_name: str | None = None) -> str:
+        """Upload ``data`` to fal's storage and return its URL (e.g. for ``image_url``).
+
+        Two steps: ask fal's storage for an upload URL, then PUT the bytes there.
+
+        Args:
+            data: the file content.
+            content_type: its MIME type, e.g. ``image/png``.
+            file_name: the name to store it under; made up from the type when None.
+        """
+        if file_name is None:
+            file_name = "upload" + (mimetypes.guess_extension(content_type) or ".bin")
+        url = f"{self._settings.storage_url.rstrip('/')}/storage/upload/initiate"
+        upload_url, file_url = await self._retry(
+            self._initiate_upload, url, content_type, file_name
+        )
+        await self._retry(
+            self._send,
+            "PUT",
+            upload_url,
+            None,
+            content=data,
+            headers={"Content-Type": content_type},
+        )
+        logger.debug("uploaded %d bytes to %s", len(data), _safe_url(file_url))
+        return file_url
+
+    async def _initiate_upload(
+        self, url: str, content_type: str, file_name: str
+    ) -> tuple[str, str]:
+        response = await self._send(
+            "POST",
+            url,
+            None,
+            params={"storage_type": "gcs"},
+            json={"content_type": content_type, "file_name": file_name},
+        )
+        body = json_body(response)
+        if not isinstance(body, dict) or not all(
+            isinstance(body.get(key), str) for key in ("upload_url", "file_url")
+        ):
+            raise ServerError(
+                f"fal storage answered without upload_url and file_url "
+                f"(HTTP {response.status_code} on {route_of(response.request)})",
+                status_code=response.status_code,
+                error_type="invalid_upload_answer",
+            )
+        return body["upload_url"], body["file_url"]
+
+    # -- plumbing -------------------------------------------------------------
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        request_id: str | None,
+        *,
+        check: bool = True,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """One request of a call that is safe to repeat; errors mapped, not retried."""
+        try:
+            response = await self._http.request(
+                method, url, auth=self._auth, timeout=self._timeout, **kwargs
+            )
+        except httpx.TransportError as exc:
+            about = f", request {request_id}" if request_id else ""
+            raise TransportError(
+                f"{method} {httpx.URL(url).path} failed{about}: {_explain(exc)}"
+            ) from exc
+        logger.debug("%s -> HTTP %d", route_of(response.request), response.status_code)
+        if check and not response.is_success:
+            raise error_for(response, request_id=request_id, secret=self._secret)
+        return response
+
+
+class _Reporter:
+    """Calls ``on_status`` for each status that differs from the one before."""
+
+    def __init__(self, on_status: StatusCallback | None) -> None:
+        self._on_status = on_status
+        self._last: dict[str, Any] | None = None
+        self.last_state: str | None = None
+
+    async def __call__(self, status: QueueStatus) -> None:
+        self.last_state = status.status
+        snapshot = status.model_dump()
+        if snapshot == self._last:
+            return
+        self._last = snapshot
+        if self._on_status is not None:
+            outcome = self._on_status(status)
+            if inspect.isawaitable(outcome):
+                await outcome
