@@ -87,6 +87,14 @@ def run(
     allow_partial: Annotated[
         bool, typer.Option(help="End the flow Completed even when some rows failed.")
     ] = False,
+    resubmit_unknown: Annotated[
+        bool,
+        typer.Option(
+            "--resubmit-unknown",
+            help="Submit again rows whose earlier submit may have reached fal unrecorded "
+            "(may pay twice).",
+        ),
+    ] = False,
     job_seconds: Annotated[float, typer.Option(help="With --local: emulated job duration.")] = 2.0,
 ) -> None:
     """Generate a video for every row of MANIFEST into --out.
@@ -134,6 +142,7 @@ def run(
         "output_storage_options": out_options,
         "wait_timeout": wait_timeout,
         "fail_on_partial": not allow_partial,
+        "resubmit_unknown": resubmit_unknown,
         # The local emulator serves uploaded images on loopback.
         "allow_private_image_urls": local,
     }

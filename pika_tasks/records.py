@@ -6,10 +6,17 @@ For each row ``{id}``::
     {output}/{id}.json    the row's record: inputs, fingerprint, request, outcome
     {output}/_runs/*.jsonl  one report per run, one line per row
 
-The record is written right after a submit, before any waiting, so a run
-that dies at any point can be resumed without paying twice: a later run
+The record is written just before a submit (state ``submitting``) and again
+right after it (``submitted``, with the request), before any waiting, so a
+run that dies at any point can be resumed without paying twice: a later run
 skips rows that are done, re-attaches to rows that were submitted, and only
 submits rows that never reached the queue (or whose result expired).
+
+fal has no idempotency key, so one window cannot be closed: a run killed
+after fal accepted a submit but before its answer was recorded (or a submit
+whose answer was lost) leaves a ``submitting`` record.  Whether fal queued
+that job is unknown; such rows are reported and not submitted again unless
+the caller says so (``resubmit_unknown``).
 
 Example:
     >>> from pika_tasks.records import OutputLocation, RowRecord
@@ -33,7 +40,7 @@ from pydantic import BaseModel, Field
 from pika_tasks.models import File, RequestHandle
 from pika_tasks.storage import exists, filesystem, join, read_text, write_text_atomic
 
-RecordState = Literal["submitted", "succeeded", "failed", "cancelled"]
+RecordState = Literal["submitting", "submitted", "succeeded", "failed", "cancelled"]
 RUNS_FOLDER = "_runs"
 
 
@@ -78,9 +85,16 @@ class Action(StrEnum):
     SKIP = "skip"  # done for these inputs: nothing to pay
     REATTACH = "reattach"  # submitted earlier: wait for and fetch that request
     SUBMIT = "submit"  # never reached the queue, failed, cancelled or inputs changed
+    UNKNOWN = "unknown"  # a submit may have reached fal; its answer was never recorded
 
 
-def decide(record: RowRecord | None, row_fingerprint: str, video_exists: bool) -> Action:
+def decide(
+    record: RowRecord | None,
+    row_fingerprint: str,
+    video_exists: bool,
+    *,
+    resubmit_unknown: bool = False,
+) -> Action:
     """The action for a row, given its record and whether its video is there.
 
     >>> decide(None, "f", False)
@@ -88,6 +102,8 @@ def decide(record: RowRecord | None, row_fingerprint: str, video_exists: bool) -
     """
     if record is None or record.fingerprint != row_fingerprint:
         return Action.SUBMIT
+    if record.state == "submitting":
+        return Action.SUBMIT if resubmit_unknown else Action.UNKNOWN
     if record.state == "succeeded" and video_exists:
         return Action.SKIP
     if record.request is not None and record.state in ("submitted", "succeeded"):

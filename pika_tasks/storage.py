@@ -47,10 +47,23 @@ def temporary_name(path: str) -> str:
     return posixpath.join(folder, f".{name}{TEMP_MARKER}{uuid.uuid4().hex[:12]}")
 
 
+def remove_partials(url: str, storage_options: dict[str, Any] | None = None) -> int:
+    """Delete temporaries that an interrupted write of ``url`` left behind; return how many.
+
+    A process killed mid-write (SIGKILL) cannot clean up after itself, so the
+    next writer of the same path does.
+    """
+    fs, path = filesystem(url, storage_options)
+    pattern = temporary_name(path).rsplit(TEMP_MARKER, 1)[0] + TEMP_MARKER + "*"
+    stale = fs.glob(pattern)
+    for name in stale:
+        with contextlib.suppress(FileNotFoundError):
+            fs.rm(name)
+    return len(stale)
+
+
 @contextlib.contextmanager
-def atomic_writer(
-    url: str, storage_options: dict[str, Any] | None = None
-) -> Iterator[IO[bytes]]:
+def atomic_writer(url: str, storage_options: dict[str, Any] | None = None) -> Iterator[IO[bytes]]:
     """Open ``url`` for binary writing; it appears at ``url`` only if the block succeeds.
 
     Example:

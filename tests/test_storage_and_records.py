@@ -10,7 +10,13 @@ import pytest
 
 from pika_tasks.models import RequestHandle
 from pika_tasks.records import Action, OutputLocation, RowOutcome, RowRecord, decide
-from pika_tasks.storage import TEMP_MARKER, atomic_writer, read_bytes, write_bytes_atomic
+from pika_tasks.storage import (
+    TEMP_MARKER,
+    atomic_writer,
+    read_bytes,
+    remove_partials,
+    write_bytes_atomic,
+)
 
 HANDLE = RequestHandle(
     request_id="r1",
@@ -133,3 +139,16 @@ def test_decide(
     record: RowRecord | None, fingerprint: str, video_exists: bool, expected: Action
 ) -> None:
     assert decide(record, fingerprint, video_exists) is expected
+
+
+def test_remove_partials_deletes_only_that_paths_leftovers(
+    location: tuple[str, dict[str, Any]],
+) -> None:
+    base, options = location
+    write_bytes_atomic(f"{base}/keep.mp4", b"k", options)
+    fs, path = fsspec.core.url_to_fs(base, **options)
+    fs.pipe(f"{path}/.v.mp4{TEMP_MARKER}aaaa", b"half")
+    fs.pipe(f"{path}/.v.mp4{TEMP_MARKER}bbbb", b"half")
+    fs.pipe(f"{path}/.w.mp4{TEMP_MARKER}cccc", b"other row")
+    assert remove_partials(f"{base}/v.mp4", options) == 2
+    assert sorted(_names(base, options)) == sorted(["keep.mp4", f".w.mp4{TEMP_MARKER}cccc"])

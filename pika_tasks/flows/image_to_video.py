@@ -32,7 +32,12 @@ from prefect.states import Completed, Failed
 from pydantic import BaseModel
 
 from pika_tasks.credentials import FalCredentials
-from pika_tasks.errors import JobFailedError, PikaError, RequestNotFoundError
+from pika_tasks.errors import (
+    JobFailedError,
+    PikaError,
+    RequestNotFoundError,
+    SubmitOutcomeUnknownError,
+)
 from pika_tasks.images import ImageCheck, ImageLimits, inspect_image, resolve_image_url
 from pika_tasks.manifest import ManifestRow, RowDefaults, read_manifest
 from pika_tasks.models import Duration, Resolution
@@ -47,6 +52,7 @@ from pika_tasks.records import (
     utc_now,
 )
 from pika_tasks.settings import PikaSettings
+from pika_tasks.storage import remove_partials
 from pika_tasks.tasks import fetch_video, open_client, submit_image_to_video, wait_for_completion
 
 
@@ -86,6 +92,7 @@ class _Batch:
     settings: PikaSettings
     prices: PriceTable
     wait_timeout: float | None
+    resubmit_unknown: bool
 
 
 def _row_fingerprint(row: ManifestRow, check: ImageCheck, endpoint_id: str) -> str:
@@ -118,12 +125,24 @@ async def _plan_row(
     record = await asyncio.to_thread(batch.out.load, row.id)
     video_exists = await asyncio.to_thread(batch.out.video_exists, record)
     return _PlannedRow(
-        row, check, row_fingerprint, record, decide(record, row_fingerprint, video_exists)
+        row,
+        check,
+        row_fingerprint,
+        record,
+        decide(record, row_fingerprint, video_exists, resubmit_unknown=batch.resubmit_unknown),
     )
 
 
 async def _submit(plan: _PlannedRow, batch: _Batch) -> RowRecord:
-    """Submit the row and record the request durably before anything else happens."""
+    """Submit the row, recording the intent before and the request right after."""
+    intent = RowRecord(
+        id=plan.row.id,
+        state="submitting",
+        fingerprint=plan.fingerprint,
+        row=plan.row.model_dump(mode="json"),
+        seed=plan.row.seed,
+        submitted_at=utc_now(),
+    )
     async with open_client(batch.credentials, batch.settings) as client:
         image_url = await resolve_image_url(
             plan.check,
@@ -132,21 +151,21 @@ async def _submit(plan: _PlannedRow, batch: _Batch) -> RowRecord:
                 data, content_type=content_type, file_name=name
             ),
         )
-    handle = await submit_image_to_video(
-        plan.row.to_input(image_url),
-        credentials=batch.credentials,
-        settings=batch.settings,
-        label=plan.row.id,
-    )
-    record = RowRecord(
-        id=plan.row.id,
-        state="submitted",
-        fingerprint=plan.fingerprint,
-        row=plan.row.model_dump(mode="json"),
-        request=handle,
-        seed=plan.row.seed,
-        submitted_at=utc_now(),
-    )
+    await asyncio.to_thread(batch.out.save, intent)
+    try:
+        handle = await submit_image_to_video(
+            plan.row.to_input(image_url),
+            credentials=batch.credentials,
+            settings=batch.settings,
+            label=plan.row.id,
+        )
+    except SubmitOutcomeUnknownError:
+        raise  # the intent stays: a later run reports the row instead of paying twice
+    except BaseException:
+        # fal answered that it did not queue the job (or nothing was sent): no intent.
+        await asyncio.to_thread(batch.out.save, intent.model_copy(update={"state": "failed"}))
+        raise
+    record = intent.model_copy(update={"state": "submitted", "request": handle})
     await asyncio.to_thread(batch.out.save, record)
     return record
 
@@ -163,6 +182,10 @@ async def _complete(record: RowRecord, batch: _Batch) -> RowRecord:
         label=record.id,
     )
     waited = time.monotonic() - started
+    # A run killed mid-download leaves its temporary behind; this run owns the row now.
+    await asyncio.to_thread(
+        remove_partials, batch.out.video_url(record.id), batch.out.storage_options
+    )
     video = await fetch_video(
         record.request,
         batch.out.video_url(record.id),
@@ -201,6 +224,15 @@ async def _generate(plan: _PlannedRow, batch: _Batch) -> RowOutcome:
     if plan.action is Action.SKIP:
         assert plan.record is not None
         return outcome.model_copy(update={"status": "skipped", "output": plan.record.output})
+    if plan.action is Action.UNKNOWN:
+        assert plan.record is not None
+        return outcome.model_copy(
+            update={
+                "error": f"a submit on {plan.record.submitted_at} may have reached fal, but its "
+                "answer was never recorded; check your fal request history, then run again "
+                "with resubmit_unknown=True (--resubmit-unknown) to submit it again"
+            }
+        )
     record = plan.record
     try:
         if plan.action is Action.REATTACH and record is not None:
@@ -261,6 +293,7 @@ async def image_to_video_batch(
     fail_on_partial: bool = True,
     wait_timeout: float | None = None,
     allow_private_image_urls: bool = False,
+    resubmit_unknown: bool = False,
     credentials: FalCredentials | None = None,
 ) -> State[BatchResult]:
     """Generate a video for every row of a manifest and write them to ``output``.
@@ -285,6 +318,8 @@ async def image_to_video_batch(
         fail_on_partial: end Failed when any row failed (the report is written first).
         wait_timeout: seconds to wait for one job before cancelling it.
         allow_private_image_urls: let http(s) images on private addresses be fetched.
+        resubmit_unknown: submit again rows whose earlier submit may have reached fal
+            without its answer being recorded (this may pay for a second video).
         credentials: a :class:`FalCredentials` block; else ``FAL_KEY`` from the environment.
 
     Returns:
@@ -307,6 +342,7 @@ async def image_to_video_batch(
         settings=settings,
         prices=PriceTable(),
         wait_timeout=wait_timeout,
+        resubmit_unknown=resubmit_unknown,
     )
     defaults = RowDefaults(
         prompt=prompt,
