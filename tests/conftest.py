@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import socket
 import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from helpers import free_port
 
 # Isolate Prefect before anything imports it: no user profile, no user server.
 _PREFECT_HOME = tempfile.mkdtemp(prefix="pika-tests-prefect-")
@@ -18,14 +18,6 @@ os.environ.pop("PREFECT_PROFILE", None)
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
 os.environ.pop("FAL_KEY", None)
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import io
-import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -76,11 +75,3 @@ def expect(
     with pytest.raises(error_type, match=match) as info:
         yield info
     assert_no_key(info.value)
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on (a moment ago)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 import httpx
 import pytest
-from _client_support import ARGS, FAKE_KEY, expect, free_port
+from _client_support import ARGS, FAKE_KEY, expect
+from helpers import free_port
 from pydantic import ValidationError
 
 from pika_tasks.client import PikaClient

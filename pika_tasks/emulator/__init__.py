@@ -1,0 +1,25 @@
+"""An offline emulator of fal's queue API for Pika 2.2 image-to-video.
+
+A real HTTP server that speaks fal's queue protocol (submit, status,
+status stream, result, cancel, storage upload) and renders real H.264
+videos from the input image with a camera move read from the prompt.  It is
+the test backend of pika-tasks and can be run on its own with
+``pika-tasks emulator``.
+
+Example:
+    >>> import httpx
+    >>> from pika_tasks.emulator import EmulatorServer
+    >>> with EmulatorServer(job_seconds=0.1, fps=2) as emu:
+    ...     answer = httpx.post(
+    ...         f"{emu.url}/fal-ai/pika/v2.2/image-to-video",
+    ...         json={"image_url": "https://example.invalid/a.png", "prompt": "pan left"},
+    ...     )
+    ...     answer.status_code, answer.json()["status"]
+    (200, 'IN_QUEUE')
+"""
+
+from pika_tasks.emulator.app import create_app
+from pika_tasks.emulator.config import EmulatorConfig
+from pika_tasks.emulator.server import EmulatorServer
+
+__all__ = ["EmulatorConfig", "EmulatorServer", "create_app"]
