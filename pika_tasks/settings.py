@@ -80,6 +80,31 @@ class PikaSettings(BaseSettings):
         description="Deadline for fal to start processing (X-Fal-Request-Timeout).",
     )
 
+    price_usd_720p_5s: float | None = Field(
+        default=None,
+        ge=0,
+        description="Price of a 5 s 720p video in USD (PIKA_PRICE_USD_720P_5S); "
+        "default: fal's list price, $0.20.",
+    )
+    price_usd_1080p_5s: float | None = Field(
+        default=None,
+        ge=0,
+        description="Price of a 5 s 1080p video in USD (PIKA_PRICE_USD_1080P_5S); "
+        "default: fal's list price, $0.45.",
+    )
+    price_usd_720p_10s: float | None = Field(
+        default=None,
+        ge=0,
+        description="Price of a 10 s 720p video in USD (PIKA_PRICE_USD_720P_10S); "
+        "default: $0.40 (unpublished, assumed double the 5 s price).",
+    )
+    price_usd_1080p_10s: float | None = Field(
+        default=None,
+        ge=0,
+        description="Price of a 10 s 1080p video in USD (PIKA_PRICE_USD_1080P_10S); "
+        "default: $0.90 (unpublished, assumed double the 5 s price).",
+    )
+
     def require_key(self) -> SecretStr:
         """Return the key, or raise :class:`MissingKeyError` saying how to set it."""
         if self.fal_key is None or not self.fal_key.get_secret_value():

@@ -1,0 +1,321 @@
+"""A dry run of the batch flow: what a manifest would cost, checked row by row, nothing sent.
+
+:func:`estimate_batch` reads and checks the manifest, reads and checks every
+image (as the flow does before submitting), and works out how each image
+would reach fal (passed through, signed URL, inline data URI or upload),
+without submitting a job or uploading a byte.  With an output folder it also
+reads the rows' records there, as a re-run would: rows already done are
+skipped and rows submitted earlier are re-attached to their request, both
+for free.
+
+Example:
+    >>> import asyncio  # doctest: +SKIP
+    >>> estimate = asyncio.run(estimate_batch("examples/manifest.csv", "out/example"))
+    >>> estimate.to_submit, estimate.submit_usd, estimate.ok
+    (3, 0.6, True)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from typing import Any
+
+from pydantic import BaseModel, Field, computed_field
+
+from pika_tasks.budget import total_usd
+from pika_tasks.errors import PikaError
+from pika_tasks.flows.image_to_video import _row_fingerprint
+from pika_tasks.images import (
+    ImageCheck,
+    ImageLimits,
+    ImageSource,
+    inspect_image,
+    resolve_image,
+)
+from pika_tasks.manifest import ManifestRow, RowDefaults, read_manifest
+from pika_tasks.models import Duration, Resolution
+from pika_tasks.pricing import PriceTable
+from pika_tasks.records import Action, OutputLocation, decide
+from pika_tasks.settings import PikaSettings
+
+__all__ = ["CostEstimate", "CostLine", "InvalidRow", "estimate_batch"]
+
+
+class InvalidRow(BaseModel):
+    """A row the run would report as failed without submitting it.
+
+    Attributes:
+        row_number: the 1-based data row.
+        id: its id, when it had a valid one.
+        error: why, naming the field at fault.
+    """
+
+    row_number: int
+    id: str | None = None
+    error: str
+
+
+class CostLine(BaseModel):
+    """The rows of one resolution and duration.
+
+    Attributes:
+        resolution: ``720p`` or ``1080p``.
+        duration: 5 or 10 seconds.
+        unit_usd: the price of one such video.
+        to_submit: rows that would be submitted (and paid for).
+        to_reattach: rows submitted earlier, to be fetched for free.
+        to_skip: rows already done.
+        unknown: rows whose earlier submit may have reached fal unrecorded;
+            the run reports them instead of paying twice.
+    """
+
+    resolution: Resolution
+    duration: Duration
+    unit_usd: float
+    to_submit: int = 0
+    to_reattach: int = 0
+    to_skip: int = 0
+    unknown: int = 0
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def submit_usd(self) -> float:
+        """What the rows to submit cost at list prices."""
+        return total_usd([self.unit_usd] * self.to_submit)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def reattach_usd(self) -> float:
+        """List price of the rows to re-attach: paid for earlier, free now."""
+        return total_usd([self.unit_usd] * self.to_reattach)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def skip_usd(self) -> float:
+        """List price of the rows already done: free now."""
+        return total_usd([self.unit_usd] * self.to_skip)
+
+
+class CostEstimate(BaseModel):
+    """What running a manifest (into an output folder) would do and cost.
+
+    Attributes:
+        manifest: the manifest.
+        output: the output folder looked at, if any.
+        rows: rows in the manifest, valid or not.
+        invalid: the rows that would fail before submitting, with reasons.
+        lines: counts and prices per resolution and duration.
+        images: how the images of the rows to submit would reach fal, by
+            :class:`~pika_tasks.images.ImageSource` (``upload`` means fal's storage).
+        max_spend_usd: the cap checked, if any.
+    """
+
+    manifest: str
+    output: str | None = None
+    rows: int
+    invalid: list[InvalidRow] = Field(default_factory=list)
+    lines: list[CostLine] = Field(default_factory=list)
+    images: dict[str, int] = Field(default_factory=dict)
+    max_spend_usd: float | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def to_submit(self) -> int:
+        """Rows that would be submitted."""
+        return sum(line.to_submit for line in self.lines)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def to_reattach(self) -> int:
+        """Rows that would be re-attached to an earlier request, for free."""
+        return sum(line.to_reattach for line in self.lines)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def to_skip(self) -> int:
+        """Rows already done."""
+        return sum(line.to_skip for line in self.lines)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def unknown(self) -> int:
+        """Rows reported, not submitted, because an earlier submit may have reached fal."""
+        return sum(line.unknown for line in self.lines)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def submit_usd(self) -> float:
+        """What the run would spend at list prices."""
+        return total_usd(line.submit_usd for line in self.lines)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def reattach_usd(self) -> float:
+        """List price of the re-attached rows: paid for earlier, free now."""
+        return total_usd(line.reattach_usd for line in self.lines)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def skip_usd(self) -> float:
+        """List price of the rows already done: free now."""
+        return total_usd(line.skip_usd for line in self.lines)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def within_budget(self) -> bool | None:
+        """Whether ``submit_usd`` fits ``max_spend_usd`` (None without a cap)."""
+        if self.max_spend_usd is None:
+            return None
+        return self.submit_usd <= self.max_spend_usd
+
+    @property
+    def ok(self) -> bool:
+        """True when every row is valid and the cost fits the cap."""
+        return not self.invalid and self.within_budget is not False
+
+
+async def _would_upload(data: bytes, content_type: str, file_name: str) -> str:
+    """Stands in for fal's storage: records the decision, sends nothing."""
+    return f"upload:{file_name}"
+
+
+async def _plan(
+    row: ManifestRow,
+    *,
+    out: OutputLocation | None,
+    storage_options: dict[str, Any],
+    limits: ImageLimits,
+    endpoint_id: str,
+    resubmit_unknown: bool,
+) -> tuple[Action, ImageSource | None] | InvalidRow:
+    """The row's action and, for a row to submit, how its image would reach fal."""
+    try:
+        check: ImageCheck = await inspect_image(
+            row.image, storage_options=storage_options, limits=limits, keep_data=True
+        )
+        action = Action.SUBMIT
+        if out is not None:
+            record = await asyncio.to_thread(out.load, row.id)
+            video_exists = await asyncio.to_thread(out.video_exists, record)
+            # The run's own fingerprint: "done" and "changed" mean what they mean to the run.
+            row_fingerprint = _row_fingerprint(row, check, endpoint_id)
+            action = decide(
+                record, row_fingerprint, video_exists, resubmit_unknown=resubmit_unknown
+            )
+        if action is not Action.SUBMIT:
+            return action, None
+        resolved = await resolve_image(check, storage_options=storage_options, upload=_would_upload)
+    except PikaError as error:
+        return InvalidRow(
+            row_number=row.row_number,
+            id=row.id,
+            error=f"row {row.row_number}, field 'image': {error}",
+        )
+    return action, resolved.source
+
+
+async def estimate_batch(
+    manifest: str,
+    output: str | None = None,
+    *,
+    defaults: RowDefaults | None = None,
+    storage_options: dict[str, Any] | None = None,
+    output_storage_options: dict[str, Any] | None = None,
+    allow_private_image_urls: bool = False,
+    resubmit_unknown: bool = False,
+    max_spend_usd: float | None = None,
+    max_concurrency: int = 8,
+    settings: PikaSettings | None = None,
+) -> CostEstimate:
+    """Check every row and image of a manifest and price the run, sending nothing to fal.
+
+    Args:
+        manifest: CSV, JSON Lines, JSON or Parquet manifest at any fsspec URL.
+        output: the run's output folder, to count rows already done or
+            submitted there; None prices every valid row.
+        defaults: values for rows that leave fields empty (as the run's options).
+        storage_options: fsspec options for the manifest and images.
+        output_storage_options: fsspec options for ``output`` (default: ``storage_options``).
+        allow_private_image_urls: accept http(s) images on private addresses.
+        resubmit_unknown: count rows with an unrecorded earlier submit as to submit.
+        max_spend_usd: a cap to check the cost against.
+        max_concurrency: images read at once.
+        settings: prices (``PIKA_PRICE_USD_*``) and endpoint; default: the environment.
+
+    Returns:
+        The :class:`CostEstimate`.
+
+    Raises:
+        ManifestError: the manifest cannot be read at all.
+
+    Example:
+        >>> estimate = await estimate_batch("in/manifest.csv", max_spend_usd=5)  # doctest: +SKIP
+        >>> estimate.submit_usd, estimate.within_budget  # doctest: +SKIP
+        (0.6, True)
+    """
+    settings = settings or PikaSettings()
+    prices = PriceTable.from_settings(settings)
+    storage = storage_options or {}
+    parsed = await asyncio.to_thread(
+        read_manifest, manifest, defaults=defaults, storage_options=storage
+    )
+    out = (
+        OutputLocation(
+            output, output_storage_options if output_storage_options is not None else storage
+        )
+        if output is not None
+        else None
+    )
+    limits = ImageLimits(allow_private_addresses=allow_private_image_urls)
+    gate = asyncio.Semaphore(max(1, max_concurrency))
+
+    async def plan(row: ManifestRow) -> tuple[Action, ImageSource | None] | InvalidRow:
+        async with gate:
+            return await _plan(
+                row,
+                out=out,
+                storage_options=storage,
+                limits=limits,
+                endpoint_id=settings.endpoint_id,
+                resubmit_unknown=resubmit_unknown,
+            )
+
+    invalid = [
+        InvalidRow(row_number=error.row_number, id=error.id, error=str(error))
+        for error in parsed.errors
+    ]
+    counts: Counter[tuple[Resolution, Duration, Action]] = Counter()
+    images: Counter[str] = Counter()
+    planned = await asyncio.gather(*(plan(row) for row in parsed.rows))
+    for row, result in zip(parsed.rows, planned, strict=True):
+        if isinstance(result, InvalidRow):
+            invalid.append(result)
+            continue
+        action, source = result
+        counts[row.resolution, row.duration, action] += 1
+        if source is not None:
+            images[source.value] += 1
+    kinds = sorted({(resolution, duration) for resolution, duration, _ in counts})
+    lines = [
+        CostLine(
+            resolution=resolution,
+            duration=duration,
+            unit_usd=prices.cost(resolution, duration),
+            to_submit=counts[resolution, duration, Action.SUBMIT],
+            to_reattach=counts[resolution, duration, Action.REATTACH],
+            to_skip=counts[resolution, duration, Action.SKIP],
+            unknown=counts[resolution, duration, Action.UNKNOWN],
+        )
+        for resolution, duration in sorted(kinds, key=lambda kind: (kind[0] != "720p", kind[1]))
+    ]
+    invalid.sort(key=lambda problem: problem.row_number)
+    return CostEstimate(
+        manifest=manifest,
+        output=output,
+        rows=len(parsed.rows) + len(parsed.errors),
+        invalid=invalid,
+        lines=lines,
+        images=dict(images),
+        max_spend_usd=max_spend_usd,
+    )
