@@ -67,6 +67,7 @@ class RowRecord(BaseModel):
     fingerprint: str
     row: dict[str, Any] = Field(default_factory=dict)
     request: RequestHandle | None = None
+    flow_run_id: str | None = None
     seed: int | None = None
     submitted_at: str | None = None
     completed_at: str | None = None
@@ -169,6 +170,15 @@ class OutputLocation:
             return bool(fs.size(path) == record.size)
         except FileNotFoundError:
             return False
+
+    def records(self) -> list[RowRecord]:
+        """Every readable row record at this location."""
+        fs, path = filesystem(self.url, self.storage_options)
+        if not fs.exists(path):
+            return []
+        names = [posixpath.basename(p) for p in fs.ls(path, detail=False) if p.endswith(".json")]
+        found = (self.load(name.removesuffix(".json")) for name in sorted(names))
+        return [record for record in found if record is not None]
 
     def write_report(self, run_name: str, outcomes: list[RowOutcome]) -> str:
         """Write one run's report (JSON Lines) and return its URL."""

@@ -38,7 +38,7 @@ def join(base: str, *names: str) -> str:
     >>> join("s3://bucket/out/", "a.mp4")
     's3://bucket/out/a.mp4'
     """
-    return posixpath.join(base.rstrip("/") if base.rstrip("/") else base, *names)
+    return posixpath.join(base.rstrip("/") or base, *names)
 
 
 def temporary_name(path: str) -> str:

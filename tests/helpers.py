@@ -50,3 +50,13 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def write_manifest(folder: Path, rows: list[str], header: str = "id,image,prompt") -> Path:
+    """Write ``manifest.csv`` and one distinct PNG per ``images/{n}.png`` it names."""
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    for n in range(8):
+        (folder / "images" / f"{n}.png").write_bytes(png_bytes(color=(30 * n, 90, 200 - 20 * n)))
+    manifest = folder / "manifest.csv"
+    manifest.write_text("\n".join([header, *rows]) + "\n")
+    return manifest

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import (
@@ -29,8 +29,11 @@ from prefect.artifacts import (
 from prefect.client.schemas.objects import State
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed
+from prefect.tasks import Task
 from pydantic import BaseModel
 
+from pika_tasks.budget import Budget, total_usd, usd
+from pika_tasks.concurrency import DEFAULT_LIMIT_NAME, FalSlots
 from pika_tasks.credentials import FalCredentials
 from pika_tasks.errors import (
     JobFailedError,
@@ -38,10 +41,13 @@ from pika_tasks.errors import (
     RequestNotFoundError,
     SubmitOutcomeUnknownError,
 )
+from pika_tasks.events import emit_row_event
+from pika_tasks.flows.cancellation import cancel_remote_requests
 from pika_tasks.images import ImageCheck, ImageLimits, inspect_image, resolve_image_url
 from pika_tasks.manifest import ManifestRow, RowDefaults, read_manifest
 from pika_tasks.models import Duration, Resolution
 from pika_tasks.pricing import PriceTable
+from pika_tasks.progress import ProgressCallback, ProgressTracker
 from pika_tasks.records import (
     Action,
     OutputLocation,
@@ -54,6 +60,9 @@ from pika_tasks.records import (
 from pika_tasks.settings import PikaSettings
 from pika_tasks.storage import remove_partials
 from pika_tasks.tasks import fetch_video, open_client, submit_image_to_video, wait_for_completion
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class BatchResult(BaseModel):
@@ -71,6 +80,19 @@ class BatchResult(BaseModel):
     def total(self) -> int:
         """Rows in the manifest, valid or not."""
         return self.succeeded + self.failed + self.skipped + self.cancelled
+
+
+def summarize(outcomes: list[RowOutcome], report_url: str) -> BatchResult:
+    """Count a run's outcomes (also used to merge the reports of scale-out shards)."""
+    return BatchResult(
+        succeeded=sum(o.status == "succeeded" for o in outcomes),
+        failed=sum(o.status == "failed" for o in outcomes),
+        skipped=sum(o.status == "skipped" for o in outcomes),
+        cancelled=sum(o.status == "cancelled" for o in outcomes),
+        submitted=sum(o.cost_usd > 0 for o in outcomes),
+        spend_usd=total_usd(o.cost_usd for o in outcomes),
+        report_url=report_url,
+    )
 
 
 @dataclass
@@ -93,6 +115,13 @@ class _Batch:
     prices: PriceTable
     wait_timeout: float | None
     resubmit_unknown: bool
+    slots: FalSlots
+    task_retries: int | None = None
+    budget: Budget = field(default_factory=Budget)
+
+    def task(self, task: Task[P, R]) -> Task[P, R]:
+        """The task with this run's retry setting, when one was given."""
+        return task if self.task_retries is None else task.with_options(retries=self.task_retries)
 
 
 def _row_fingerprint(row: ManifestRow, check: ImageCheck, endpoint_id: str) -> str:
@@ -142,6 +171,7 @@ async def _submit(plan: _PlannedRow, batch: _Batch) -> RowRecord:
         row=plan.row.model_dump(mode="json"),
         seed=plan.row.seed,
         submitted_at=utc_now(),
+        flow_run_id=flow_run.get_id(),
     )
     async with open_client(batch.credentials, batch.settings) as client:
         image_url = await resolve_image_url(
@@ -152,8 +182,9 @@ async def _submit(plan: _PlannedRow, batch: _Batch) -> RowRecord:
             ),
         )
     await asyncio.to_thread(batch.out.save, intent)
+    await batch.slots.pace_submit()
     try:
-        handle = await submit_image_to_video(
+        handle = await batch.task(submit_image_to_video)(
             plan.row.to_input(image_url),
             credentials=batch.credentials,
             settings=batch.settings,
@@ -174,7 +205,7 @@ async def _complete(record: RowRecord, batch: _Batch) -> RowRecord:
     """Wait for the record's request and fetch its video; return the finished record."""
     assert record.request is not None
     started = time.monotonic()
-    status = await wait_for_completion(
+    status = await batch.task(wait_for_completion)(
         record.request,
         timeout=batch.wait_timeout,
         credentials=batch.credentials,
@@ -186,7 +217,7 @@ async def _complete(record: RowRecord, batch: _Batch) -> RowRecord:
     await asyncio.to_thread(
         remove_partials, batch.out.video_url(record.id), batch.out.storage_options
     )
-    video = await fetch_video(
+    video = await batch.task(fetch_video)(
         record.request,
         batch.out.video_url(record.id),
         storage_options=batch.out.storage_options,
@@ -236,6 +267,8 @@ async def _generate(plan: _PlannedRow, batch: _Batch) -> RowOutcome:
     record = plan.record
     try:
         if plan.action is Action.REATTACH and record is not None:
+            record = record.model_copy(update={"flow_run_id": flow_run.get_id()})
+            await asyncio.to_thread(batch.out.save, record)
             try:
                 record = await _complete(record, batch)
             except RequestNotFoundError as error:
@@ -243,8 +276,12 @@ async def _generate(plan: _PlannedRow, batch: _Batch) -> RowOutcome:
                 outcome.action = "resubmit-expired"
                 record = None
         if record is None or plan.action is Action.SUBMIT:
-            record = await _submit(plan, batch)
-            outcome.cost_usd = batch.prices.cost(row.resolution, row.duration)
+            price = batch.prices.cost(row.resolution, row.duration)
+            # Reserved before the submit, so concurrent rows never pass the cap together;
+            # kept when the answer was lost, since fal may have queued (and billed) the job.
+            with batch.budget.hold(price, row.id, keep_on=(SubmitOutcomeUnknownError,)):
+                record = await _submit(plan, batch)
+            outcome.cost_usd = price
             record = await _complete(record, batch)
         await asyncio.to_thread(batch.out.save, record)
         outcome.status = "succeeded"
@@ -258,6 +295,22 @@ async def _generate(plan: _PlannedRow, batch: _Batch) -> RowOutcome:
     outcome.request_id = record.request.request_id if record and record.request else None
     outcome.seconds = round(time.monotonic() - started, 3)
     return outcome
+
+
+def _refused(plan: _PlannedRow, reason: str) -> RowOutcome:
+    """A row's outcome when the run was refused for its budget: done rows stay skipped."""
+    row = plan.row
+    if plan.action is Action.SKIP and plan.record is not None:
+        return RowOutcome(
+            id=row.id,
+            row_number=row.row_number,
+            status="skipped",
+            action=plan.action,
+            output=plan.record.output,
+        )
+    return RowOutcome(
+        id=row.id, row_number=row.row_number, status="failed", action="refused", error=reason
+    )
 
 
 def _summary_markdown(result: BatchResult, manifest: str, output: str) -> str:
@@ -277,7 +330,11 @@ def _summary_markdown(result: BatchResult, manifest: str, output: str) -> str:
     )
 
 
-@flow(name="image-to-video-batch")
+@flow(
+    name="image-to-video-batch",
+    on_cancellation=[cancel_remote_requests],
+    on_crashed=[cancel_remote_requests],
+)
 async def image_to_video_batch(
     manifest: str,
     output: str,
@@ -295,6 +352,12 @@ async def image_to_video_batch(
     allow_private_image_urls: bool = False,
     resubmit_unknown: bool = False,
     credentials: FalCredentials | None = None,
+    max_spend_usd: float | None = None,
+    concurrency_limit: str | None = DEFAULT_LIMIT_NAME,
+    submit_rate_limit: str | None = None,
+    task_retries: int | None = None,
+    manifest_storage_options: dict[str, Any] | None = None,
+    on_progress: ProgressCallback | None = None,
 ) -> State[BatchResult]:
     """Generate a video for every row of a manifest and write them to ``output``.
 
@@ -321,10 +384,28 @@ async def image_to_video_batch(
         resubmit_unknown: submit again rows whose earlier submit may have reached fal
             without its answer being recorded (this may pay for a second video).
         credentials: a :class:`FalCredentials` block; else ``FAL_KEY`` from the environment.
+        max_spend_usd: a cap on this run's spend at list prices (see
+            :mod:`pika_tasks.pricing`).  When the rows to submit cost more, the
+            run starts nothing and ends Failed (the report says why); while it
+            runs, a row whose price would pass the cap is not submitted (a
+            re-attached row whose result expired must be submitted again).
+        concurrency_limit: the Prefect global concurrency limit that bounds requests
+            in flight across every run and worker (``prefect gcl create fal-pika
+            --limit N``); when it does not exist, only ``max_concurrency`` bounds them.
+        submit_rate_limit: a global limit with slot decay that paces submits, or None.
+        task_retries: retries of each task on transient errors (default: the tasks' own).
+        manifest_storage_options: fsspec options for the manifest alone (default:
+            ``storage_options``); scale-out shards live at the output location.
+        on_progress: called with a :class:`~pika_tasks.progress.BatchProgress`
+            after planning and whenever a row finishes (in-process runs only).
 
     Returns:
         A Completed state with a :class:`BatchResult`, or Failed when rows failed
-        and ``fail_on_partial`` is set.
+        and ``fail_on_partial`` is set, or when the run was refused for its budget.
+
+    Events:
+        ``pika.video.completed`` or ``pika.video.failed`` for every row finished
+        in the run (see :mod:`pika_tasks.events`).
 
     Example:
         >>> image_to_video_batch("s3://bucket/in/manifest.csv", "s3://bucket/out")  # doctest: +SKIP
@@ -340,9 +421,12 @@ async def image_to_video_batch(
         storage_options=storage,
         credentials=credentials,
         settings=settings,
-        prices=PriceTable(),
+        prices=PriceTable.from_settings(settings),
         wait_timeout=wait_timeout,
         resubmit_unknown=resubmit_unknown,
+        slots=FalSlots(concurrency_limit, max_concurrency, submit_rate_limit),
+        task_retries=task_retries,
+        budget=Budget(max_spend_usd),
     )
     defaults = RowDefaults(
         prompt=prompt,
@@ -353,7 +437,12 @@ async def image_to_video_batch(
         seed=seed,
     )
     parsed = await asyncio.to_thread(
-        read_manifest, manifest, defaults=defaults, storage_options=storage
+        read_manifest,
+        manifest,
+        defaults=defaults,
+        storage_options=manifest_storage_options
+        if manifest_storage_options is not None
+        else storage,
     )
     outcomes: list[RowOutcome] = [
         RowOutcome(id=error.id, row_number=error.row_number, status="failed", error=str(error))
@@ -361,6 +450,27 @@ async def image_to_video_batch(
     ]
     for error in parsed.errors:
         logger.error("manifest %s", error)
+
+    tracker = ProgressTracker(
+        len(parsed.rows) + len(parsed.errors), on_progress, lambda: batch.budget.spent_usd
+    )
+    tracker.start()
+    run_id, run_label = flow_run.get_id(), flow_run.get_name()
+
+    def finished(outcome: RowOutcome) -> RowOutcome:
+        output_url = batch.out.video_url(outcome.id) if outcome.id else None
+        emit_row_event(
+            outcome,
+            output_url=output_url,
+            flow_run_id=run_id,
+            flow_run_name=run_label,
+            manifest=manifest,
+        )
+        tracker.finished(outcome)
+        return outcome
+
+    for invalid in outcomes:
+        finished(invalid)
 
     limits = ImageLimits(allow_private_addresses=allow_private_image_urls)
     gate = asyncio.Semaphore(max(1, max_concurrency))
@@ -373,7 +483,7 @@ async def image_to_video_batch(
     for planned in await asyncio.gather(*(plan(row) for row in parsed.rows)):
         if isinstance(planned, RowOutcome):
             logger.error("%s", planned.error)
-            outcomes.append(planned)
+            outcomes.append(finished(planned))
         else:
             plans.append(planned)
     counts = {action: sum(p.action is action for p in plans) for action in Action}
@@ -386,32 +496,46 @@ async def image_to_video_batch(
         len(outcomes),
     )
 
+    to_submit = [p for p in plans if p.action is Action.SUBMIT]
+    planned_usd = total_usd(batch.prices.cost(p.row.resolution, p.row.duration) for p in to_submit)
+    refusal = None
+    if not batch.budget.allows(planned_usd):
+        refusal = (
+            f"not started: the {len(to_submit)} rows to submit cost {usd(planned_usd)} at list "
+            f"prices, more than max_spend_usd {usd(batch.budget.limit_usd or 0.0)}"
+        )
+        logger.error("%s; nothing was submitted", refusal)
+
+    if refusal is None and any(p.action not in (Action.SKIP, Action.UNKNOWN) for p in plans):
+        await batch.slots.check(logger)
     total = max(1, len(plans))
     progress_id = await acreate_progress_artifact(0.0, description=f"Rows of {manifest}")
-    finished = 0
+    done = 0
+    progress_lock = asyncio.Lock()
 
     async def generate(planned: _PlannedRow) -> RowOutcome:
-        nonlocal finished
-        async with gate:
+        nonlocal done
+        # Rows done already hold no slot; the others hold one from submit to fetch.
+        if planned.action in (Action.SKIP, Action.UNKNOWN):
             result = await _generate(planned, batch)
-        finished += 1
-        await aupdate_progress_artifact(progress_id, 100.0 * finished / total)
-        return result
+        else:
+            async with batch.slots.slot():
+                result = await _generate(planned, batch)
+        done += 1
+        async with progress_lock:
+            # One update at a time, each with the latest count: the bar never goes back.
+            await aupdate_progress_artifact(progress_id, 100.0 * done / total)
+        return finished(result)
 
-    outcomes.extend(await asyncio.gather(*(generate(p) for p in plans)))
+    if refusal is None:
+        outcomes.extend(await asyncio.gather(*(generate(p) for p in plans)))
+    else:
+        outcomes.extend(finished(_refused(p, refusal)) for p in plans)
     outcomes.sort(key=lambda o: o.row_number)
 
     run_name = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{flow_run.get_name() or 'local'}"
     report_url = await asyncio.to_thread(batch.out.write_report, run_name, outcomes)
-    result = BatchResult(
-        succeeded=sum(o.status == "succeeded" for o in outcomes),
-        failed=sum(o.status == "failed" for o in outcomes),
-        skipped=sum(o.status == "skipped" for o in outcomes),
-        cancelled=sum(o.status == "cancelled" for o in outcomes),
-        submitted=sum(o.cost_usd > 0 for o in outcomes),
-        spend_usd=round(sum(o.cost_usd for o in outcomes), 2),
-        report_url=report_url,
-    )
+    result = summarize(outcomes, report_url)
     await acreate_table_artifact(
         [
             {
@@ -433,7 +557,9 @@ async def image_to_video_batch(
         f"{result.succeeded} succeeded, {result.failed} failed, {result.skipped} skipped "
         f"of {result.total} rows; report: {report_url}"
     )
+    if refusal is not None:
+        message = f"{refusal}; {message}"
     logger.info(message)
-    if result.failed and fail_on_partial:
+    if refusal is not None or (result.failed and fail_on_partial):
         return Failed(message=message, data=result)
     return Completed(message=message, data=result)

@@ -11,8 +11,8 @@ from typing import Any
 import fsspec
 import httpx
 import pytest
-from flow_support import KEY, point_at, write_manifest
-from helpers import png_bytes, probe_video
+from flow_support import KEY, point_at
+from helpers import png_bytes, probe_video, write_manifest
 from prefect.client.orchestration import get_client
 
 from pika_tasks.flows import BatchResult, image_to_video_batch

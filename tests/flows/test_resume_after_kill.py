@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flow_support import KEY, write_manifest
-from helpers import probe_video
+from flow_support import KEY
+from helpers import probe_video, write_manifest
 
 from pika_tasks.records import OutputLocation, RowRecord
 from pika_tasks.storage import TEMP_MARKER
@@ -116,7 +116,7 @@ def test_killed_batch_resumes_without_paying_twice(
             return len(found) == len(ROWS) and all(r.state == "submitted" for r in found)
         if point == "first-video-written":
             return any(out.glob("r*.mp4"))
-        return 0 < emu.stats()["bytes_served"] and any(
+        return emu.stats()["bytes_served"] > 0 and any(
             TEMP_MARKER in p.name for p in out.glob(".*")
         )
 

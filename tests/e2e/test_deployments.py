@@ -1,0 +1,183 @@
+"""End to end on a real Prefect server: `prefect deploy`, two process workers, a global
+concurrency limit, scale-out shards, cancellation, and the scheduled inbox, all against
+the emulator over loopback."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import probe_video, write_manifest
+from prefect_stack import ROOT, PrefectStack, wait_until
+
+from pika_tasks.records import OutputLocation
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(480)]
+
+KEY = "fal-test-KEY-e2e-77aa"
+POOL = "pika-e2e"
+LIMIT = 2
+FINAL = {"COMPLETED", "FAILED", "CANCELLED", "CRASHED"}
+
+
+def deploy(stack: PrefectStack, emu: Any, tmp_path: Path) -> None:
+    """Create the limit and deploy every flow with deployments/deploy.sh, as a user would."""
+    stack.cli("global-concurrency-limit", "create", "fal-pika", "--limit", str(LIMIT))
+    env = stack.env(
+        PIKA_PROJECT_DIR=str(ROOT),
+        PIKA_WORK_POOL=POOL,
+        PIKA_QUEUE_URL=emu.url,
+        PIKA_STORAGE_URL=emu.url,
+        PIKA_INBOX=str(tmp_path / "inbox"),
+        PIKA_OUTPUT=str(tmp_path / "videos"),
+        PREFECT=str(Path(__import__("sys").executable).with_name("prefect")),
+    )
+    done = subprocess.run(
+        ["bash", "deployments/deploy.sh", "local"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    names = {d["name"] for d in stack.api("POST", "/deployments/filter", json={})}
+    assert names >= {"batch", "scale-out", "inbox"}
+
+
+def start_workers(stack: PrefectStack, count: int) -> None:
+    env = stack.env(FAL_KEY=KEY, PIKA_POLL_INTERVAL="0.05", PIKA_MAX_POLL_INTERVAL="0.2")
+    for number in range(count):
+        stack.start_worker(POOL, f"worker-{number}", env)
+
+
+def run_deployment(stack: PrefectStack, name: str, **parameters: Any) -> str:
+    args = ["deployment", "run", name]
+    for key, value in parameters.items():
+        args += ["--param", f"{key}={json.dumps(value) if not isinstance(value, str) else value}"]
+    output = stack.cli(*args)
+    match = re.search(r"UUID:\s*([0-9a-f-]{36})", output)
+    assert match, output
+    return match.group(1)
+
+
+def wait_for_state(stack: PrefectStack, run_id: str, limit: float = 300) -> str:
+    def final() -> str | None:
+        state = stack.flow_run(run_id)["state"]["type"]
+        return state if state in FINAL else None
+
+    try:
+        return str(wait_until(final, f"flow run {run_id} to finish", limit=limit, every=0.5))
+    except AssertionError:
+        raise AssertionError(stack.tail()) from None
+
+
+def test_scale_out_on_two_workers_stays_under_the_global_limit(
+    stack: PrefectStack, make_emulator: Callable[..., Any], tmp_path: Path
+) -> None:
+    # The emulated account could run 8 at once; the Prefect limit must hold us to 2.
+    emu = make_emulator(runners=8, job_seconds=0.5, fps=4)
+    deploy(stack, emu, tmp_path)
+    start_workers(stack, 2)
+    rows = [f"r{n},images/{n % 8}.png,zoom in {n}" for n in range(8)]
+    manifest = write_manifest(tmp_path, rows)
+    out = tmp_path / "out"
+
+    run_id = run_deployment(
+        stack,
+        "image-to-video-scale-out/scale-out",
+        manifest=str(manifest),
+        output=str(out),
+        shard_size=2,
+    )
+    assert wait_for_state(stack, run_id) == "COMPLETED", stack.tail()
+
+    stats = emu.stats()
+    assert stats["submissions"] == len(rows)
+    assert 1 <= stats["max_in_progress"] <= LIMIT
+    for n in range(len(rows)):
+        assert probe_video((out / f"r{n}.mp4").read_bytes())["codec"] == "h264"
+    merged = [u for u in OutputLocation(str(out)).reports() if u.endswith("-merged.jsonl")]
+    assert len(merged) == 1
+    lines = [json.loads(line) for line in Path(merged[0]).read_text().splitlines()]
+    assert sorted(line["row_number"] for line in lines) == list(range(1, len(rows) + 1))
+    assert {line["status"] for line in lines} == {"succeeded"}
+    shard_runs = stack.api(
+        "POST",
+        "/flow_runs/filter",
+        json={"flow_runs": {"parent_flow_run_id": {"any_": [run_id]}}},
+    )
+    # Four shards, each its own deployment run, plus nothing lost.
+    assert len([r for r in shard_runs if "-shard-" in r["name"]]) == 4
+
+
+def test_cancelling_a_run_cancels_its_remote_requests(
+    stack: PrefectStack, make_emulator: Callable[..., Any], tmp_path: Path
+) -> None:
+    emu = make_emulator(runners=1, job_seconds=4, fps=4)
+    deploy(stack, emu, tmp_path)
+    start_workers(stack, 1)
+    rows = [f"r{n},images/{n}.png,pan left {n}" for n in range(3)]
+    manifest = write_manifest(tmp_path, rows)
+    out = tmp_path / "out"
+    location = OutputLocation(str(out))
+
+    run_id = run_deployment(
+        stack, "image-to-video-batch/batch", manifest=str(manifest), output=str(out)
+    )
+
+    def in_flight() -> list[str]:
+        found = [location.load(f"r{n}") for n in range(3)]
+        return [r.id for r in found if r is not None and r.state == "submitted"]
+
+    # The global limit lets LIMIT rows be in flight at once; the third waits for a slot.
+    submitted = wait_until(lambda: len(in_flight()) == LIMIT and in_flight(), "rows in flight")
+    stack.cli("flow-run", "cancel", run_id)
+    assert wait_for_state(stack, run_id, limit=120) == "CANCELLED"
+
+    wait_until(
+        lambda: emu.stats()["cancellations"] >= LIMIT, "cancel calls at the emulator", limit=30
+    )
+    records = {row_id: location.load(row_id) for row_id in submitted}
+    assert {r.state for r in records.values() if r} == {"cancelled"}
+    report = location.reports()[-1]
+    lines = [json.loads(line) for line in Path(report).read_text().splitlines()]
+    assert {line["id"]: line["status"] for line in lines} == dict.fromkeys(submitted, "cancelled")
+
+    # A later run of the same manifest submits the cancelled rows again.
+    again = run_deployment(
+        stack, "image-to-video-batch/batch", manifest=str(manifest), output=str(out)
+    )
+    assert wait_for_state(stack, again) == "COMPLETED", stack.tail()
+    assert emu.stats()["submissions"] == LIMIT + 3
+    assert all((out / f"r{n}.mp4").exists() for n in range(3))
+
+
+def test_scheduled_inbox_processes_new_manifests_once(
+    stack: PrefectStack, make_emulator: Callable[..., Any], tmp_path: Path
+) -> None:
+    emu = make_emulator(runners=2, job_seconds=0.2, fps=4)
+    deploy(stack, emu, tmp_path)
+    start_workers(stack, 1)
+    inbox = tmp_path / "inbox"
+    write_manifest(inbox, ["a,images/0.png,zoom in", "b,images/1.png,orbit"])
+    (inbox / "manifest.csv").rename(inbox / "shoot-1.csv")
+    deployment = next(
+        d for d in stack.api("POST", "/deployments/filter", json={}) if d["name"] == "inbox"
+    )
+    assert deployment["schedules"], "the inbox deployment has a cron schedule"
+
+    first = run_deployment(stack, "image-to-video-inbox/inbox")
+    assert wait_for_state(stack, first) == "COMPLETED", stack.tail()
+    assert (tmp_path / "videos" / "shoot-1" / "a.mp4").exists()
+    marker = json.loads((inbox / "_processed" / "shoot-1.csv.json").read_text())
+    assert marker["result"]["succeeded"] == 2
+
+    second = run_deployment(stack, "image-to-video-inbox/inbox")
+    assert wait_for_state(stack, second) == "COMPLETED", stack.tail()
+    assert emu.stats()["submissions"] == 2
