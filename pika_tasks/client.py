@@ -473,7 +473,7 @@ class PikaClient:
         self,
         handle: RequestHandle,
         *,
-        timeout: float | None = None,  # noqa: ASYNC109 -- a deadline for the whole wait
+        timeout: float | None = None,
         logs: bool = True,
         on_status: StatusCallback | None = None,
     ) -> QueueStatus:
