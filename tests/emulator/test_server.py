@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import os
 import signal
 import ssl
@@ -21,6 +19,7 @@ from typer.testing import CliRunner
 
 from pika_tasks.emulator import EmulatorConfig, EmulatorServer, create_app
 from pika_tasks.emulator.cli import register
+from pika_tasks.emulator.tls import self_signed_certificate
 
 
 def test_context_manager_port_zero_and_stats(client: httpx.Client, image_uri: str) -> None:
@@ -57,48 +56,10 @@ def test_stop_ends_open_status_streams(client: httpx.Client, image_uri: str) -> 
     assert not emu.running
 
 
-def _self_signed(directory: Path) -> tuple[Path, Path]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
 def test_https_with_a_self_signed_certificate(
     make_emulator: Callable[..., Any], tmp_path: Path, image_uri: str
 ) -> None:
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed_certificate(tmp_path)
     emu = make_emulator(job_seconds=0.1, fps=2, ssl_certfile=cert, ssl_keyfile=key)
     assert emu.url.startswith("https://127.0.0.1:")
     trust = ssl.create_default_context(cafile=str(cert))
