@@ -1,0 +1,102 @@
+"""Profile one throughput variant's worker with py-spy and summarise where its time goes.
+
+``python -m bench.profile flow --rows 200`` runs the variant exactly as the
+throughput scenario does (fresh emulator over TLS, fresh Prefect server for
+the flow) under ``py-spy record`` and writes
+``bench/results/profile-<variant>.txt``: the share of samples in which each
+function is on the stack (inclusive), for the functions that matter most.
+Sampling distorts CPU figures; use the benchmark itself for those.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+from bench.files import make_image
+from bench.options import BenchOptions
+from bench.runner import Context, run_variant
+from bench.tls import self_signed_certificate
+
+_LINE_NUMBER = re.compile(r":\d+\)")
+
+
+def summarise(raw: Path, top: int = 150) -> str:
+    """Inclusive sample shares per function from py-spy's ``raw`` (collapsed stacks) output."""
+    inclusive: Counter[str] = Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        samples = int(count)
+        total += samples
+        for frame in {_LINE_NUMBER.sub(")", frame) for frame in stack.split(";")}:
+            inclusive[frame] += samples
+    lines = [f"{total} samples; share of samples with the function on the stack", ""]
+    for frame, samples in inclusive.most_common(top):
+        lines.append(f"{100.0 * samples / max(total, 1):5.1f}%  {frame}")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Profile a variant and write its summary."""
+    p = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__)
+    p.add_argument("variant", choices=("flow", "flow-cached-tls", "flow-untagged", "client", "fal"))
+    p.add_argument("--rows", type=int, default=200)
+    p.add_argument("--rate", type=int, default=50, help="samples per second")
+    p.add_argument("--out", type=Path, default=BenchOptions().results_dir)
+    p.add_argument("--idle", action="store_true", help="sample waiting threads too")
+    p.add_argument("--keep-raw", action="store_true", help="keep py-spy's collapsed stacks")
+    args = p.parse_args(argv)
+    options = BenchOptions.full(throughput_rows=args.rows)
+    work = Path(tempfile.mkdtemp(prefix="pika-bench-profile-"))
+    ctx = Context(
+        options=options,
+        work=work,
+        image=make_image(work / "frame.png"),
+        tls=self_signed_certificate(work / "tls"),
+    )
+    raw = work / "profile.txt"
+    py_spy = str(Path(sys.executable).with_name("py-spy"))
+    try:
+        run_variant(
+            ctx,
+            "profile",
+            args.variant,
+            emulator={"runners": options.runners, "job_seconds": options.job_seconds, "fps": 4},
+            tls=True,
+            rows=args.rows,
+            concurrency=options.concurrency,
+            prefix=[
+                py_spy,
+                "record",
+                "-r",
+                str(args.rate),
+                "-f",
+                "raw",
+                "-o",
+                str(raw),
+                *(["--idle"] if args.idle else []),
+                "--",
+            ],
+        )
+        args.out.mkdir(parents=True, exist_ok=True)
+        target = args.out / f"profile-{args.variant}.txt"
+        target.write_text(summarise(raw))
+        if args.keep_raw:
+            shutil.copy(raw, args.out / f"profile-{args.variant}.raw.txt")
+        print(target.read_text())
+    finally:
+        ctx.close()
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,114 @@
+"""Throughput: the same batch through the flow, our client alone and fal-client, over TLS.
+
+Figures per variant: makespan against the ideal ``ceil(rows / runners) *
+job_seconds``; queue requests per job (emulator counters); completion-
+detection latency, the time from the emulator completing a job to the
+first request for its result (both on the emulator's clock); worker CPU
+seconds per row, compared with fal-client's.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from bench.runner import Context, Measured, run_variant
+from bench.stats import mb, ms, percentile, ratio
+from bench.targets import at_most
+
+
+def detection_latencies(jobs: list[dict[str, Any]]) -> list[float]:
+    """Seconds from each job's completion to the first request for its result."""
+    return [
+        job["result_at"] - job["completed_at"]
+        for job in jobs
+        if job.get("result_at") is not None and job.get("completed_at") is not None
+    ]
+
+
+def queue_span(jobs: list[dict[str, Any]]) -> float | None:
+    """From the first submit to the last completion, on the emulator's clock."""
+    submitted = [job["submitted_at"] for job in jobs if job.get("submitted_at") is not None]
+    completed = [job["completed_at"] for job in jobs if job.get("completed_at") is not None]
+    if not submitted or not completed:
+        return None
+    return round(max(completed) - min(submitted), 3)
+
+
+def summarize(run: Measured, ideal: float) -> dict[str, Any]:
+    """The throughput figures of one variant's run."""
+    worker = run.worker
+    makespan = round(worker["ended"] - worker["started"], 3)
+    latencies = detection_latencies(run.jobs)
+    requests = run.queue_requests()
+    submissions = int(run.emulator_stats.get("submissions", 0))
+    return {
+        "rows": run.rows,
+        "rows_ok": worker["ok"],
+        "rows_written": worker["written"],
+        "rows_lost": run.rows - worker["written"],
+        "errors": worker["error_count"],
+        "makespan_s": makespan,
+        "makespan_ratio": ratio(makespan, ideal),
+        "queue_span_s": queue_span(run.jobs),
+        "submissions": submissions,
+        "queue_requests": requests,
+        "queue_requests_per_job": ratio(sum(requests.values()), submissions),
+        "detection_p50_ms": ms(percentile(latencies, 50)),
+        "detection_p95_ms": ms(percentile(latencies, 95)),
+        "detection_max_ms": ms(max(latencies)) if latencies else None,
+        "cpu_s": run.cpu_s,
+        "cpu_per_row_ms": ms(run.cpu_s / run.rows) if run.rows else None,
+        "peak_rss_mb": mb(run.peak_rss),
+        "emulator_cpu_s": run.emulator_cpu_s,
+        "prefect_server_cpu_s": run.prefect_cpu_s,
+        "prefect_server_peak_rss_mb": mb(run.peaks.get("prefect_server")),
+        "log_errors": run.log_errors,
+        "other_cpu_s": run.other_cpu_s,
+        "folder": run.folder,
+    }
+
+
+def run_throughput(ctx: Context) -> dict[str, Any]:
+    """Run every throughput variant and judge the flow and our client against the targets."""
+    o = ctx.options
+    ideal = math.ceil(o.throughput_rows / o.runners) * o.job_seconds
+    emulator = {"runners": o.runners, "job_seconds": o.job_seconds, "fps": o.fps}
+    variants: dict[str, dict[str, Any]] = {}
+    for variant in o.throughput_variants:
+        run = run_variant(
+            ctx,
+            "throughput",
+            variant,
+            emulator=emulator,
+            tls=True,
+            rows=o.throughput_rows,
+            concurrency=o.concurrency,
+            timeout=max(600.0, 40.0 * ideal + 2.0 * o.throughput_rows),
+        )
+        variants[variant] = summarize(run, ideal)
+    fal_cpu = variants.get("fal", {}).get("cpu_per_row_ms")
+    targets: list[dict[str, Any]] = []
+    for name in ("flow", "client"):
+        figures = variants.get(name)
+        if figures is None:
+            continue
+        figures["cpu_vs_fal"] = ratio(figures["cpu_per_row_ms"], fal_cpu)
+        targets += [
+            at_most("throughput", name, "makespan / ideal", figures["makespan_ratio"], 1.05),
+            at_most(
+                "throughput", name, "queue requests per job", figures["queue_requests_per_job"], 4
+            ),
+            at_most("throughput", name, "detection p95 (ms)", figures["detection_p95_ms"], 100),
+            at_most("throughput", name, "CPU per row / fal-client's", figures["cpu_vs_fal"], 1.0),
+        ]
+    return {
+        "rows": o.throughput_rows,
+        "runners": o.runners,
+        "job_seconds": o.job_seconds,
+        "concurrency": o.concurrency,
+        "transport": "https (self-signed certificate)",
+        "ideal_s": ideal,
+        "variants": variants,
+        "targets": targets,
+    }

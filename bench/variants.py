@@ -1,0 +1,178 @@
+"""The same batch of work, three ways: our batch flow, our client alone, fal's client.
+
+Each ``run_*`` coroutine turns ``rows`` copies of one image into videos
+written under ``out``, with at most ``concurrency`` rows in flight, and
+returns what it did.  Where the queue is comes from the environment
+(``PIKA_QUEUE_URL`` for ours, ``FAL_QUEUE_RUN_HOST`` for fal's, and
+``SSL_CERT_FILE`` to trust the emulator's certificate).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.files import count_videos, image_arguments, open_local, write_manifest
+
+APPLICATION = "fal-ai/pika/v2.2/image-to-video"
+
+
+@dataclass
+class BatchOutcome:
+    """What one batch did: its rows, its errors and when it ran (monotonic seconds)."""
+
+    rows: int
+    ok: int = 0
+    errors: list[str] = field(default_factory=list)
+    started: float = 0.0
+    ended: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+async def _gather_rows(
+    rows: int, concurrency: int, one: Callable[[int], Awaitable[None]]
+) -> BatchOutcome:
+    """Run ``one(n)`` for every row with a semaphore; count successes, keep error texts."""
+    gate = asyncio.Semaphore(concurrency)
+    outcome = BatchOutcome(rows=rows)
+
+    async def guarded(n: int) -> None:
+        async with gate:
+            try:
+                await one(n)
+            except Exception as error:
+                outcome.errors.append(f"{type(error).__name__}: {error}")
+            else:
+                outcome.ok += 1
+
+    outcome.started = time.monotonic()
+    await asyncio.gather(*(guarded(n) for n in range(rows)))
+    outcome.ended = time.monotonic()
+    return outcome
+
+
+async def run_client(rows: int, concurrency: int, image: Path, out: Path) -> BatchOutcome:
+    """Our client alone, no Prefect: submit, wait (status stream), result, download per row."""
+    from pika_tasks.client import PikaClient
+
+    arguments = image_arguments(image)
+    async with PikaClient() as client:
+
+        async def one(n: int) -> None:
+            handle = await client.submit(arguments)
+            await client.wait(handle)
+            output = await client.result(handle)
+            with open_local(out / f"{n:05d}.mp4") as sink:
+                await client.download(output.video.url, sink.write)
+
+        return await _gather_rows(rows, concurrency, one)
+
+
+async def run_fal(rows: int, concurrency: int, image: Path, out: Path) -> BatchOutcome:
+    """fal's official client with its defaults: ``submit`` then ``result`` (polls every 0.1 s).
+
+    fal-client has no download helper; the video is streamed with a plain httpx client.
+    """
+    import fal_client
+
+    arguments = image_arguments(image)
+    client = fal_client.AsyncClient(key=os.environ["FAL_KEY"])
+    async with httpx.AsyncClient(timeout=120.0) as http:
+
+        async def one(n: int) -> None:
+            handle = await client.submit(APPLICATION, arguments)
+            output = await client.result(APPLICATION, handle.request_id)
+            async with http.stream("GET", output["video"]["url"]) as response:
+                response.raise_for_status()
+                with open_local(out / f"{n:05d}.mp4") as sink:
+                    async for chunk in response.aiter_bytes():
+                        sink.write(chunk)
+
+        return await _gather_rows(rows, concurrency, one)
+
+
+async def run_flow(rows: int, concurrency: int, image: Path, out: Path) -> BatchOutcome:
+    """Our batch flow on a CSV manifest of ``rows`` rows, ``max_concurrency=concurrency``."""
+    from pika_tasks.flows import image_to_video_batch
+
+    manifest = write_manifest(out / "manifest", rows, image)
+    outcome = BatchOutcome(rows=rows)
+    outcome.started = time.monotonic()
+    state = await image_to_video_batch(
+        str(manifest), str(out), max_concurrency=concurrency, return_state=True
+    )
+    outcome.ended = time.monotonic()
+    result = await state.aresult(raise_on_failure=False)
+    succeeded = getattr(result, "succeeded", None)
+    outcome.ok = succeeded if isinstance(succeeded, int) else 0
+    outcome.extra = {"state": state.type.value, "message": state.message}
+    if not state.is_completed():
+        outcome.errors.append(f"flow ended {state.type.value}: {state.message}")
+    return outcome
+
+
+def cache_tls_contexts() -> None:
+    """Build each distinct TLS context once per process instead of once per HTTP client.
+
+    An experiment, not a fix: it patches httpx in the worker process only, to
+    measure what the batch flow would gain if it stopped paying for a new
+    context (the whole CA bundle parsed again) with every client it opens.
+    """
+    from httpx._transports import default
+
+    original = default.create_ssl_context
+
+    @functools.cache
+    def cached(verify: Any = True, cert: Any = None, trust_env: bool = True) -> Any:
+        return original(verify=verify, cert=cert, trust_env=trust_env)
+
+    default.create_ssl_context = cached
+
+
+async def run_flow_cached_tls(rows: int, concurrency: int, image: Path, out: Path) -> BatchOutcome:
+    """The batch flow with :func:`cache_tls_contexts` applied (an experiment)."""
+    cache_tls_contexts()
+    return await run_flow(rows, concurrency, image, out)
+
+
+def drop_task_tags() -> None:
+    """Run the three tasks without their ``fal`` tag (an experiment, worker process only).
+
+    A task run with tags asks Prefect for concurrency slots before it starts;
+    when no limit exists Prefect remembers that for 5 s only, and the next
+    ask is an API call that every task start in the process queues behind.
+    """
+    from pika_tasks import tasks
+
+    for task in (tasks.submit_image_to_video, tasks.wait_for_completion, tasks.fetch_video):
+        task.tags = set()
+
+
+async def run_flow_untagged(rows: int, concurrency: int, image: Path, out: Path) -> BatchOutcome:
+    """The batch flow with cached TLS contexts and untagged tasks (an experiment)."""
+    cache_tls_contexts()
+    drop_task_tags()
+    return await run_flow(rows, concurrency, image, out)
+
+
+RUNNERS: dict[str, Callable[[int, int, Path, Path], Awaitable[BatchOutcome]]] = {
+    "flow": run_flow,
+    "flow-cached-tls": run_flow_cached_tls,
+    "flow-untagged": run_flow_untagged,
+    "client": run_client,
+    "fal": run_fal,
+}
+"""Variant name -> its coroutine."""
+
+
+def written(out: Path) -> tuple[int, int]:
+    """Videos written under ``out`` and their bytes (see :func:`bench.files.count_videos`)."""
+    return count_videos(out)

@@ -1,0 +1,126 @@
+"""The benchmark harness in --quick mode: every scenario runs and writes sane figures.
+
+Runs ``python -m bench --quick`` in a subprocess (about 45 s: most of it is
+starting a Prefect server) so that the harness cannot rot unnoticed.  It
+checks the shape and sanity of the results, not the targets: quick sizes
+are too small for the targets to mean anything.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("psutil")
+pytest.importorskip("cryptography")
+
+ROOT = Path(__file__).resolve().parents[2]
+HAS_FAL = importlib.util.find_spec("fal_client") is not None
+VARIANTS = ("flow", "client", "fal") if HAS_FAL else ("flow", "client")
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(150)]
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The JSON of one quick run (fal-client's variant only when it is installed)."""
+    folder = tmp_path_factory.mktemp("bench")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "FAL_", "PIKA_"))}
+    command = [
+        sys.executable,
+        "-m",
+        "bench",
+        "--quick",
+        "--variants",
+        ",".join(VARIANTS),
+        "--results-dir",
+        str(folder / "results"),
+        "--work-dir",
+        str(folder / "work"),
+    ]
+    run = subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=140, check=False
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-6000:]
+    assert (folder / "results" / "latest.md").read_text().startswith("# pika-tasks benchmark")
+    data: dict[str, Any] = json.loads((folder / "results" / "latest.json").read_text())
+    return data
+
+
+def positive(value: Any) -> bool:
+    return isinstance(value, int | float) and value > 0
+
+
+def test_meta_and_targets(results: dict[str, Any]) -> None:
+    assert results["errors"] == {}
+    meta = results["meta"]
+    assert meta["options"]["quick"] is True
+    assert meta["machine"]["nproc"] >= 1 and meta["machine"]["python"]
+    assert positive(meta["duration_s"])
+    assert {t["scenario"] for t in results["targets"]} == {
+        "throughput",
+        "memory",
+        "transfer",
+        "scale",
+    }
+    for target in results["targets"]:
+        assert set(target) == {"scenario", "subject", "metric", "target", "value", "met"}
+        assert target["value"] is not None and isinstance(target["met"], bool)
+
+
+def test_throughput(results: dict[str, Any]) -> None:
+    section = results["throughput"]
+    assert positive(section["ideal_s"])
+    assert set(section["variants"]) == set(VARIANTS)
+    for name, figures in section["variants"].items():
+        assert figures["rows_lost"] == 0 and figures["errors"] == 0, name
+        assert figures["submissions"] == section["rows"], name
+        for field in ("makespan_s", "makespan_ratio", "queue_span_s", "cpu_s", "peak_rss_mb"):
+            assert positive(figures[field]), (name, field)
+        # submit + at least one way of learning completion + result, per job
+        assert figures["queue_requests_per_job"] >= 3, name
+        assert figures["queue_requests"]["submit"] == section["rows"], name
+        assert figures["detection_p95_ms"] >= figures["detection_p50_ms"] >= 0, name
+        assert figures["other_cpu_s"] >= 0, name
+    assert positive(section["variants"]["flow"]["prefect_server_peak_rss_mb"])
+    if HAS_FAL:
+        # fal-client polls; ours listens to the status stream.
+        assert "status" in section["variants"]["fal"]["queue_requests"]
+        assert "status_stream" in section["variants"]["client"]["queue_requests"]
+
+
+def test_memory(results: dict[str, Any]) -> None:
+    section = results["memory"]
+    assert section["variants"]
+    for figures in section["variants"].values():
+        assert positive(figures["tiny_peak_rss_mb"]) and positive(figures["large_peak_rss_mb"])
+        assert figures["delta_mb"] is not None and figures["rows_lost"] == 0
+        assert figures["large_bytes_written"] >= section["rows"] * section["video_mb"] * 2**20
+
+
+def test_transfer(results: dict[str, Any]) -> None:
+    section = results["transfer"]
+    assert set(section["destinations"]) == {"local", "s3"}
+    for figures in section["destinations"].values():
+        assert positive(figures["ours_mb_s"]) and positive(figures["httpx_mb_s"])
+        assert positive(figures["ratio"])
+        expected = section["files"] * section["repeats"]
+        assert figures["ours"]["bytes"] == figures["httpx"]["bytes"] > expected
+
+
+def test_scale(results: dict[str, Any]) -> None:
+    section = results["scale"]
+    assert [run["rows"] for run in section["runs"]] == [3, 6]
+    for run in section["runs"]:
+        assert run["rows_lost"] == 0 and run["rows_ok"] == run["rows"]
+        assert positive(run["wall_s"])
+        assert all(positive(run["peak_rss_mb"][name]) for name in ("flow", "prefect_server"))
+        assert run["log_errors"]["worker"]["error_lines"] >= 0
+    assert positive(section["flow_rss_growth"])
