@@ -1,0 +1,206 @@
+"""The batch flow against a faulty queue: every transient fault is survived, every
+failed job is reported with fal's own words, and every expired result is paid again
+only once, named as such in the run report.
+
+Faults are injected by the emulator, deterministically under a seed (which answer
+of which route fails depends on the seed and the order of requests, not on chance).
+Each test prints a summary line (visible with ``pytest -s``) and asserts its figures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from helpers import write_manifest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from reliability_support import check_video_row, noise_png, point_at, report_lines, run_batch
+
+from pika_tasks.emulator.config import ALL_ROUTES
+
+pytestmark = [pytest.mark.usefixtures("prefect_harness"), pytest.mark.timeout(150)]
+
+FPS = 4
+FRAMES = 5 * FPS  # 5 s videos
+SEED = 20261108
+
+TRANSIENT = {
+    "error_rate_5xx": 0.2,
+    "error_rate_429": 0.1,
+    "retry_after_seconds": 0.05,
+    "fault_routes": ALL_ROUTES,
+    "drop_download_rate": 0.4,
+    "runner_failure_rate": 0.3,
+}
+
+
+def faulty_manifest(folder: Path) -> Path:
+    """Nine rows: eight small PNGs and one PNG above the 2 MB inline limit (uploaded)."""
+    rows = [f"r{n},images/{n}.png,slow zoom in {n}" for n in range(8)]
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    (folder / "images" / "big.png").write_bytes(noise_png(1024))
+    rows.append("big,images/big.png,pan left")
+    return write_manifest(folder, rows)
+
+
+async def task_retries(flow_run_id: Any) -> int:
+    """Task runs of the flow run that Prefect ran more than once, counted in retries."""
+    async with get_client() as client:
+        runs = await client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+        )
+    return sum(max(0, run.run_count - 1) for run in runs)
+
+
+def client_recoveries(caplog: pytest.LogCaptureFixture) -> tuple[int, int]:
+    """(retries of a call, status streams given up for polling) the client logged."""
+    messages = [
+        record.getMessage() for record in caplog.records if record.name == "pika_tasks.client"
+    ]
+    retries = sum(message.startswith("retrying") for message in messages)
+    fallbacks = sum("status stream failed" in message for message in messages)
+    return retries, fallbacks
+
+
+async def test_transient_faults_on_every_route_are_all_survived(
+    make_emulator: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """503s and 429s on every route, cut downloads and failed runners: no row is lost."""
+    caplog.set_level(logging.DEBUG, logger="pika_tasks.client")
+    emu = make_emulator(runners=4, job_seconds=0.2, fps=FPS, seed=SEED, **TRANSIENT)
+    point_at(emu, monkeypatch)
+    manifest = faulty_manifest(tmp_path)
+    out = tmp_path / "out"
+
+    state, result = await run_batch(str(manifest), str(out))
+
+    lines = report_lines(result.report_url)
+    lost = [line for line in lines if line["status"] != "succeeded"]
+    assert not lost, lost
+    assert state.is_completed(), state.message
+    ids = [f"r{n}" for n in range(8)] + ["big"]
+    for row_id in ids:
+        check_video_row(out, row_id, frames=FRAMES)
+    assert {line["action"] for line in lines} == {"submit"}
+
+    stats = emu.stats()
+    faults: dict[str, int] = stats["faults"]
+    http_faults = faults.get("http_5xx", 0) + faults.get("http_429", 0)
+    injected = sum(faults.values())
+    # Each answer replaced by a 503 or 429 and each cut download met one recovery
+    # decision of the client: retry the call (the retry hook is consulted, and
+    # logs, for every failed attempt), or leave the status stream for polling.
+    # Calls whose retries all failed were retried once more by Prefect's task
+    # retries; a job whose runner failed went back to the queue and completed.
+    retries, fallbacks = client_recoveries(caplog)
+    rescheduled = await task_retries(state.state_details.flow_run_id)
+    requeued = faults.get("runner_failure", 0)
+    survived = retries + fallbacks + requeued
+    print(
+        f"\nfaults injected: {injected} {faults}; faults survived: {survived} "
+        f"(client retry decisions {retries}, status streams left for polling {fallbacks}, "
+        f"jobs re-queued {requeued}; task retries {rescheduled}); "
+        f"rows: {len(lines)}; rows lost: {len(lost)}"
+    )
+    assert set(faults) >= {"http_5xx", "http_429", "drop_download", "runner_failure"}
+    assert http_faults + faults["drop_download"] == retries + fallbacks
+    assert survived == injected
+    # Each job was paid once: a refused submit is not a queued one.
+    assert stats["submissions"] == len(ids)
+    assert stats["succeeded"] == len(ids)
+    assert stats["uploads"] == 1
+    assert stats["requests"]["storage_initiate"] >= 1
+
+
+async def test_failed_jobs_are_reported_per_row_with_fals_error(
+    make_emulator: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Jobs that fail at fal fail their own rows, with fal's words; the rest succeed."""
+    emu = make_emulator(runners=4, job_seconds=0.1, fps=FPS, seed=SEED, job_failure_rate=0.5)
+    point_at(emu, monkeypatch)
+    rows = [f"r{n},images/{n}.png,tilt up {n}" for n in range(8)]
+    manifest = write_manifest(tmp_path, rows)
+    out = tmp_path / "out"
+
+    state, result = await run_batch(str(manifest), str(out), fail_on_partial=False)
+
+    stats = emu.stats()
+    failed = [line for line in report_lines(result.report_url) if line["status"] == "failed"]
+    print(
+        f"\njobs failed at fal: {stats['failed']} of {stats['submissions']}; "
+        f"rows reported failed: {len(failed)}; rows succeeded: {result.succeeded}"
+    )
+    assert 0 < stats["failed"] < 8, "the seed must fail some jobs, not all"
+    assert stats["failures_by_type"] == {"internal_server_error": stats["failed"]}
+    assert len(failed) == stats["failed"] and result.succeeded == 8 - stats["failed"]
+    assert state.is_completed()
+    for line in failed:
+        # fal's own error text and type, and the request it concerns.
+        assert "Internal error while generating the video." in line["error"]
+        assert "internal_server_error" in line["error"]
+        assert line["request_id"] and line["request_id"] in line["error"]
+        assert not (out / f"{line['id']}.mp4").exists()
+        record = json.loads((out / f"{line['id']}.json").read_text())
+        assert record["state"] == "failed"
+        assert "Internal error while generating the video." in record["error"]
+    for line in report_lines(result.report_url):
+        if line["status"] == "succeeded":
+            check_video_row(out, line["id"], frames=FRAMES)
+    # Failed jobs are not retried: a retry would pay for another video.
+    assert stats["submissions"] == 8
+
+
+async def test_expired_results_are_resubmitted_and_named_in_the_report(
+    make_emulator: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A re-run resubmits only the rows whose result expired, and says so in the report."""
+    emu = make_emulator(runners=4, job_seconds=0.1, fps=FPS, seed=SEED, result_ttl_seconds=3.0)
+    point_at(emu, monkeypatch)
+    manifest = write_manifest(tmp_path, [f"r{n},images/{n}.png,orbit {n}" for n in range(4)])
+    out = tmp_path / "out"
+    _, first = await run_batch(str(manifest), str(out))
+    assert first.succeeded == 4
+    kept = check_video_row(out, "r0", frames=FRAMES)
+    # Two videos are lost locally; their results then expire at fal.
+    for row_id in ("r1", "r2"):
+        (out / f"{row_id}.mp4").unlink()
+    handles = [
+        json.loads((out / f"{row_id}.json").read_text())["request"] for row_id in ("r1", "r2")
+    ]
+    async with httpx.AsyncClient() as http:
+        for _ in range(200):  # bounded: the results expire 3 s after completion
+            answers = [await http.get(handle["response_url"]) for handle in handles]
+            if all(answer.status_code == 404 for answer in answers):
+                break
+            await asyncio.sleep(0.05)
+        else:
+            pytest.fail("the results never expired")
+
+    _, second = await run_batch(str(manifest), str(out))
+
+    actions = {line["id"]: line["action"] for line in report_lines(second.report_url)}
+    print(
+        f"\nexpired results resubmitted: {sum(a == 'resubmit-expired' for a in actions.values())}"
+    )
+    assert actions == {
+        "r0": "skip",
+        "r1": "resubmit-expired",
+        "r2": "resubmit-expired",
+        "r3": "skip",
+    }
+    assert (second.succeeded, second.skipped, second.submitted) == (2, 2, 2)
+    assert emu.stats()["submissions"] == 6
+    old_requests = {handle["request_id"] for handle in handles}
+    for row_id in ("r1", "r2"):
+        record = check_video_row(out, row_id, frames=FRAMES)
+        assert record["request"]["request_id"] not in old_requests, "must name its new request"
+    assert check_video_row(out, "r0", frames=FRAMES)["sha256"] == kept["sha256"]
