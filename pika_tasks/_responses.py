@@ -89,8 +89,22 @@ def fal_retryable(response: httpx.Response) -> bool | None:
     return None
 
 
-def _redact(text: str, secret: str | None) -> str:
+def redact(text: str, secret: str | None) -> str:
+    """``text`` with ``secret`` replaced by a marker."""
     return text.replace(secret, _REDACTED) if secret else text
+
+
+def redact_data(value: Any, secret: str | None) -> Any:
+    """JSON data with ``secret`` replaced in every string inside it (keys included)."""
+    if not secret:
+        return value
+    if isinstance(value, str):
+        return redact(value, secret)
+    if isinstance(value, list):
+        return [redact_data(item, secret) for item in value]
+    if isinstance(value, dict):
+        return {redact(str(k), secret): redact_data(v, secret) for k, v in value.items()}
+    return value
 
 
 def _shorten(text: str) -> str:
@@ -138,7 +152,7 @@ def detail_text(response: httpx.Response, body: Any) -> str:
 
 def describe(response: httpx.Response, *, secret: str | None = None) -> str:
     """What the server said, short and readable, with ``secret`` scrubbed."""
-    return _redact(detail_text(response, json_body(response)), secret)
+    return redact(detail_text(response, json_body(response)), secret)
 
 
 def error_for(
@@ -159,15 +173,14 @@ def error_for(
     code = response.status_code
     body = json_body(response)
     detail: Any = body.get("detail") if isinstance(body, dict) else body
-    if isinstance(detail, str):
-        detail = _redact(detail, secret)
+    detail = redact_data(detail, secret)
     error_type = (body.get("error_type") if isinstance(body, dict) else None) or (
         response.headers.get("x-fal-error-type")
     )
     where = route_of(response.request)
     if request_id:
         where += f", request {request_id}"
-    text = _redact(detail_text(response, body), secret)
+    text = redact(detail_text(response, body), secret)
     cls: type[FalHTTPError]
     if code in (401, 403):
         cls, summary = AuthenticationError, f"fal refused the key: {text}"

@@ -64,7 +64,15 @@ import httpx
 from httpx_sse import ServerSentEvent, aconnect_sse
 from pydantic import SecretStr, ValidationError
 
-from pika_tasks._responses import describe, error_for, is_fal_answer, json_body, route_of
+from pika_tasks._responses import (
+    describe,
+    error_for,
+    is_fal_answer,
+    json_body,
+    redact,
+    redact_data,
+    route_of,
+)
 from pika_tasks._retry import retrying_caller
 from pika_tasks.errors import (
     FalHTTPError,
@@ -407,7 +415,8 @@ class PikaClient:
             "GET", handle.status_url, handle.request_id, params={"logs": "1"} if logs else None
         )
         try:
-            return QueueStatus.model_validate(json_body(response))
+            # Statuses carry fal's and the runner's text (errors, logs): never the key.
+            return QueueStatus.model_validate(redact_data(json_body(response), self._secret))
         except ValidationError as exc:
             raise ServerError(
                 f"fal sent a status that cannot be read (HTTP {response.status_code} on "
@@ -445,7 +454,7 @@ class PikaClient:
                     await response.aread()
                     raise error_for(response, request_id=handle.request_id, secret=self._secret)
                 async for event in source.aiter_sse():
-                    status = self._event_status(event, handle)
+                    status = self._event_status(event, handle, self._secret)
                     if status is None:
                         continue
                     yield status
@@ -458,13 +467,19 @@ class PikaClient:
             ) from exc
 
     @staticmethod
-    def _event_status(event: ServerSentEvent, handle: RequestHandle) -> QueueStatus | None:
+    def _event_status(
+        event: ServerSentEvent, handle: RequestHandle, secret: str
+    ) -> QueueStatus | None:
         if not event.data.strip():
             return None
         try:
-            return QueueStatus.model_validate_json(event.data)
-        except ValidationError:
-            logger.debug("request %s: ignored a stream event: %.200s", handle.request_id, event)
+            return QueueStatus.model_validate(redact_data(json.loads(event.data), secret))
+        except (ValidationError, ValueError):
+            logger.debug(
+                "request %s: ignored a stream event: %.200s",
+                handle.request_id,
+                redact(event.data, secret),
+            )
             return None
 
     # -- wait -----------------------------------------------------------------

@@ -143,7 +143,7 @@ async def _plan_row(
 ) -> _PlannedRow | RowOutcome:
     try:
         check = await inspect_image(row.image, storage_options=batch.storage_options, limits=limits)
-    except PikaError as error:
+    except Exception as error:  # any store's error is this row's problem, not the run's
         return RowOutcome(
             id=row.id,
             row_number=row.row_number,

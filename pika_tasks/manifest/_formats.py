@@ -205,6 +205,28 @@ def _parse_delimited(text: str, delimiter: str, url: str) -> Parsed:
     return Parsed(records, columns)
 
 
+MAX_NESTING = 64
+"""Deepest nesting of lists and objects accepted in one JSON row."""
+
+
+def _nesting(value: Any) -> int:
+    """How deeply lists and objects nest in ``value`` (iterative: no recursion limit)."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth + 1)
+            if deepest > MAX_NESTING:
+                return deepest
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def _too_deep(index: int) -> Record:
+    return Record(index, None, ("row", f"nests lists or objects more than {MAX_NESTING} deep"))
+
+
 def _parse_jsonl(text: str) -> Iterator[Record]:
     # Split on "\n" only: str.splitlines() would also split inside JSON strings
     # holding U+2028 or form feeds, which JSON allows unescaped.
@@ -213,22 +235,33 @@ def _parse_jsonl(text: str) -> Iterator[Record]:
             continue
         try:
             value = json.loads(line)
+        except RecursionError:
+            yield _too_deep(index)
+            continue
         except ValueError as error:
             yield Record(index, None, ("row", f"is not valid JSON: {_json_reason(error)}"))
             continue
-        yield _object_record(index, value)
+        yield _too_deep(index) if _nesting(value) > MAX_NESTING else _object_record(index, value)
 
 
 def _parse_json_array(text: str, url: str) -> Parsed:
     try:
         value = json.loads(text)
+    except RecursionError as error:
+        raise ManifestError(f"manifest {url} nests JSON too deeply to read") from error
     except ValueError as error:
         raise ManifestError(f"manifest {url} is not valid JSON: {_json_reason(error)}") from error
     if not isinstance(value, list):
         raise ManifestError(
             f"manifest {url} must hold a JSON array of row objects, not {kind(value)}"
         )
-    return Parsed([_object_record(index, item) for index, item in enumerate(value, 1)], None)
+    return Parsed(
+        [
+            _too_deep(index) if _nesting(item) > MAX_NESTING else _object_record(index, item)
+            for index, item in enumerate(value, 1)
+        ],
+        None,
+    )
 
 
 def _object_record(row_number: int, value: Any) -> Record:

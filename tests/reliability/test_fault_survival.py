@@ -41,10 +41,10 @@ TRANSIENT = {
 
 
 def faulty_manifest(folder: Path) -> Path:
-    """Nine rows: eight small PNGs and one PNG above the 2 MB inline limit (uploaded)."""
+    """Nine rows: eight small PNGs, and one PNG over the 2 MB sent inline, so uploaded."""
     rows = [f"r{n},images/{n}.png,slow zoom in {n}" for n in range(8)]
     (folder / "images").mkdir(parents=True, exist_ok=True)
-    (folder / "images" / "big.png").write_bytes(noise_png(1024))
+    (folder / "images" / "big.png").write_bytes(noise_png(830))
     rows.append("big,images/big.png,pan left")
     return write_manifest(folder, rows)
 

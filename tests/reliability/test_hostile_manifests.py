@@ -240,20 +240,10 @@ def test_a_huge_csv_cell_fails_only_its_row(size: int) -> None:
     ]
 
 
-_DEEP_REASON = (
-    "a deeply nested JSON value raises RecursionError out of read_manifest: "
-    "_formats._parse_jsonl and _parse_json_array catch only ValueError from json.loads, "
-    "and _rows._first_bad_text and json_safe recurse without a depth limit, so one "
-    "hostile row crashes the whole run (and `pika-tasks run` with a traceback) instead "
-    "of failing alone"
-)
-
-
 def _nested(depth: int) -> str:
     return "[" * depth + "]" * depth
 
 
-@pytest.mark.xfail(strict=True, raises=RecursionError, reason=_DEEP_REASON)
 @pytest.mark.parametrize("depth", [900, 100_000], ids=["parses-then-recurses", "cannot-parse"])
 def test_a_deeply_nested_jsonl_row_fails_only_its_row(depth: int) -> None:
     """A JSON Lines row nested thousands deep is refused alone; the good rows are kept."""
@@ -273,7 +263,6 @@ def test_a_deeply_nested_jsonl_row_fails_only_its_row(depth: int) -> None:
     assert str(manifest.errors[0]).startswith("row 2, field ")
 
 
-@pytest.mark.xfail(strict=True, raises=RecursionError, reason=_DEEP_REASON)
 def test_a_deeply_nested_json_array_is_a_manifest_error() -> None:
     """A JSON array that cannot be parsed for its depth is refused with a ManifestError."""
     url = "memory://deep-array/manifest.json"
@@ -560,11 +549,6 @@ _OTHER_PROTOCOLS = (
     "network file systems (ftp://, webhdfs://, ...) are opened without the check, so a "
     "manifest row can make the worker connect to any host on its network"
 )
-_FTP_ERRORS_ESCAPE = (
-    "inspect_image lets ftplib's errors (which are not OSError) escape unwrapped and "
-    "_plan_row catches only PikaError, so one ftp:// row whose server refuses fails the "
-    "whole flow run (no row is generated, no run report is written)"
-)
 
 
 @pytest.mark.xfail(strict=True, reason=_OTHER_PROTOCOLS)
@@ -580,7 +564,6 @@ async def test_images_over_other_network_protocols_are_not_fetched_from_private_
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.xfail(strict=True, reason=_FTP_ERRORS_ESCAPE)
 def test_an_ftp_image_that_fails_fails_only_its_row(
     fast_queue: EmulatorServer, tmp_path: Path
 ) -> None:
