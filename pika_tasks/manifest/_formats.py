@@ -148,6 +148,11 @@ def _decode(data: bytes, url: str) -> str:
 
 
 def _parse_delimited(text: str, delimiter: str, url: str) -> Parsed:
+    # The csv module refuses cells over its field limit (131072 characters) with an
+    # error for the whole file. The text is in memory already, so no cell can be larger
+    # than it: raising the (process-wide) limit to its length lets an oversized cell
+    # fail its own row, on the field's own length check.
+    csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=False)
     try:
         header = next(reader, None)

@@ -345,9 +345,9 @@ def test_the_command_never_shows_the_key(make_emulator: Any, tmp_path: Path) -> 
     assert_no_leak(trail)
 
 
-# A key echoed back by a misbehaving server.  The client is meant to scrub it (its
-# ``secret=`` redaction, and tests/client/test_client_secrets.py for a 403's text);
-# these paths do not yet.
+# A key echoed back by a misbehaving server (fal does not do this; a proxy, a runner
+# that logs its request or an error quoting its input could) is scrubbed wherever it
+# would surface: error details, a failed job's error text and the runner's log lines.
 
 
 @pytest.mark.parametrize("call", ["submit answered 422", "result answered 500"])
