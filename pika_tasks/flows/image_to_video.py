@@ -164,6 +164,7 @@ async def _plan_row(
 
 async def _submit(plan: _PlannedRow, batch: _Batch) -> RowRecord:
     """Submit the row, recording the intent before and the request right after."""
+    await batch.slots.pace_submit()
     intent = RowRecord(
         id=plan.row.id,
         state="submitting",
@@ -182,7 +183,6 @@ async def _submit(plan: _PlannedRow, batch: _Batch) -> RowRecord:
             ),
         )
     await asyncio.to_thread(batch.out.save, intent)
-    await batch.slots.pace_submit()
     try:
         handle = await batch.task(submit_image_to_video)(
             plan.row.to_input(image_url),
