@@ -31,12 +31,14 @@ from __future__ import annotations
 import hashlib
 import json
 import posixpath
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from pika_tasks.manifest import RowError
 from pika_tasks.models import File, RequestHandle
 from pika_tasks.storage import exists, filesystem, join, read_text, write_text_atomic
 
@@ -124,6 +126,14 @@ class RowOutcome(BaseModel):
     request_id: str | None = None
     seconds: float | None = None
     cost_usd: float = 0.0
+
+
+def invalid_row_outcomes(errors: Iterable[RowError]) -> list[RowOutcome]:
+    """Report lines for the manifest rows that failed validation (nothing was submitted)."""
+    return [
+        RowOutcome(id=error.id, row_number=error.row_number, status="failed", error=str(error))
+        for error in errors
+    ]
 
 
 class OutputLocation:

@@ -55,6 +55,7 @@ from pika_tasks.records import (
     RowRecord,
     decide,
     fingerprint,
+    invalid_row_outcomes,
     utc_now,
 )
 from pika_tasks.settings import PikaSettings
@@ -444,10 +445,7 @@ async def image_to_video_batch(
         if manifest_storage_options is not None
         else storage,
     )
-    outcomes: list[RowOutcome] = [
-        RowOutcome(id=error.id, row_number=error.row_number, status="failed", error=str(error))
-        for error in parsed.errors
-    ]
+    outcomes: list[RowOutcome] = invalid_row_outcomes(parsed.errors)
     for error in parsed.errors:
         logger.error("manifest %s", error)
 

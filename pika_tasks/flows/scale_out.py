@@ -29,7 +29,7 @@ from prefect.states import Completed, Failed
 from pika_tasks.flows.image_to_video import BatchResult, summarize
 from pika_tasks.manifest import RowDefaults, read_manifest
 from pika_tasks.models import Duration, Resolution
-from pika_tasks.records import OutputLocation, RowOutcome
+from pika_tasks.records import OutputLocation, RowOutcome, invalid_row_outcomes
 from pika_tasks.shards import read_report, renumber, reports_of_runs, write_shards
 from pika_tasks.storage import join
 
@@ -89,10 +89,7 @@ async def image_to_video_scale_out(
     parsed = await asyncio.to_thread(
         read_manifest, manifest, defaults=defaults, storage_options=storage
     )
-    outcomes = [
-        RowOutcome(id=error.id, row_number=error.row_number, status="failed", error=str(error))
-        for error in parsed.errors
-    ]
+    outcomes = invalid_row_outcomes(parsed.errors)
     run_name = flow_run.get_name() or "local"
     folder = join(output, "_shards", run_name)
     shards = await asyncio.to_thread(write_shards, parsed.rows, folder, shard_size, out_options)
