@@ -13,6 +13,7 @@ from helpers import write_manifest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+from prefect.logging.handlers import APILogHandler
 
 from pika_tasks.flows import image_to_video_batch
 
@@ -31,6 +32,8 @@ async def create_limit(limit: int, decay: float = 0.0) -> str:
 
 
 async def flow_logs(state: Any) -> list[str]:
+    # Run logs reach the API in batches: send what is pending before reading them back.
+    await APILogHandler.aflush()
     async with get_client() as client:
         logs = await client.read_logs(
             log_filter=LogFilter(
