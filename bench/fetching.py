@@ -2,7 +2,8 @@
 
 "Ours" is the body of the ``fetch_video`` task without Prefect around it:
 ``PikaClient.result`` then ``PikaClient.download`` into
-``pika_tasks.storage.atomic_writer`` (a temporary name, then a move).  The
+``pika_tasks.storage.atomic_writer_async`` (writes in a worker thread; a
+temporary name and a move locally, a multipart upload completed at the end on S3).  The
 baseline streams the same URL with ``httpx`` straight into ``fsspec.open``.
 Both copy the same files one after another, alternating which goes first
 in each round, to a local folder and to S3.
@@ -50,7 +51,7 @@ async def run_transfer(
         destinations: name -> (base URL, fsspec storage options).
     """
     from pika_tasks.client import PikaClient
-    from pika_tasks.storage import atomic_writer
+    from pika_tasks.storage import atomic_writer_async
 
     arguments = image_arguments(image)
     async with PikaClient() as client, httpx.AsyncClient(timeout=120.0) as http:
@@ -60,7 +61,7 @@ async def run_transfer(
 
         async def ours(n: int, target: str) -> int:
             output = await client.result(handles[n])
-            with atomic_writer(target, options) as sink:
+            async with atomic_writer_async(target, options) as sink:
                 info = await client.download(output.video.url, sink.write)
             return info.size
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from pika_tasks.errors import (
     AuthenticationError,
+    DownloadTimeoutError,
     FalHTTPError,
     FalValidationError,
     JobFailedError,
@@ -77,6 +78,7 @@ __all__ = [
     "BatchResult",
     "CancelResponse",
     "DownloadInfo",
+    "DownloadTimeoutError",
     "DownloadedFile",
     "FalCredentials",
     "FalHTTPError",

@@ -37,6 +37,16 @@ _MAX_DETAIL_CHARS = 500
 _REDACTED = "***"
 
 
+def explain(error: BaseException) -> str:
+    """``ReadTimeout: ...``; httpx leaves some messages empty."""
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+
+
+def safe_url(url: str | httpx.URL) -> str:
+    """A URL without its query (signed URLs carry tokens there)."""
+    return str(httpx.URL(url).copy_with(query=None, fragment=None))
+
+
 def route_of(request: httpx.Request) -> str:
     """``METHOD /path`` of a request, without query or host: safe to show."""
     return f"{request.method} {request.url.path}"

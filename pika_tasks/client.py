@@ -48,15 +48,16 @@ live queue serves them (``{queue_url}/{owner}/{app}/requests/{id}``).
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import enum
+import functools
 import inspect
 import json
 import logging
 import mimetypes
-import re
+import os
+import ssl
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Mapping
 from contextlib import aclosing
-from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
 
@@ -64,14 +65,17 @@ import httpx
 from httpx_sse import ServerSentEvent, aconnect_sse
 from pydantic import SecretStr, ValidationError
 
+from pika_tasks import _download
 from pika_tasks._responses import (
     describe,
     error_for,
+    explain,
     is_fal_answer,
     json_body,
     redact,
     redact_data,
     route_of,
+    safe_url,
 )
 from pika_tasks._retry import retrying_caller
 from pika_tasks.errors import (
@@ -106,11 +110,29 @@ _NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 # How many times one wait reconnects a status stream that dropped after it worked.
 _MAX_STREAM_RECONNECTS = 3
 
-_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
+
+class _Default(enum.Enum):
+    """Marks an argument left out, where None has a meaning of its own."""
+
+    TOKEN = 0
 
 
-class _RangeIgnored(Exception):
-    """A resumed download was answered from the start: not retried in place."""
+_DEFAULT = _Default.TOKEN
+
+
+@functools.cache
+def _tls_context(cert_file: str | None, cert_dir: str | None) -> ssl.SSLContext:
+    return httpx.create_ssl_context()  # reads SSL_CERT_FILE / SSL_CERT_DIR, hence the key
+
+
+def shared_tls_context() -> ssl.SSLContext:
+    """One verifying TLS context per process (per CA setting), shared by every client.
+
+    Building one parses the whole CA bundle: about 20 ms of CPU and a few MB
+    each, which a batch that opened clients per task paid again and again.
+    ``SSLContext`` is safe to share between threads and connections.
+    """
+    return _tls_context(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
 
 
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
@@ -134,29 +156,8 @@ class _FalKeyAuth(httpx.Auth):
         return "<fal key auth>"
 
 
-@dataclass
-class _Download:
-    """Progress of one download, kept across resumed attempts."""
-
-    received: int = 0
-    total: int | None = None
-    content_type: str | None = None
-    etag: str | None = None
-    sha256: Any = field(default_factory=hashlib.sha256)
-
-
-def _explain(error: BaseException) -> str:
-    """``ReadTimeout: ...``; httpx leaves some messages empty."""
-    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-
-
 def _seconds(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
-
-
-def _safe_url(url: str | httpx.URL) -> str:
-    """A URL without its query (signed URLs carry tokens there)."""
-    return str(httpx.URL(url).copy_with(query=None, fragment=None))
 
 
 def _stream_url(status_url: str) -> httpx.URL:
@@ -237,10 +238,13 @@ class PikaClient:
         self._owns_http = http is None
         self._http = http or httpx.AsyncClient(
             timeout=self._timeout,
+            verify=shared_tls_context(),
             # Each waiting job holds one stream open: the caller bounds concurrency.
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=32),
         )
         self._retry = retrying_caller(settings)
+        # Results asked for when a wait ended (prefetch_result), by request id.
+        self._prefetched: dict[str, asyncio.Future[ImageToVideoOutput]] = {}
 
     @property
     def settings(self) -> PikaSettings:
@@ -270,6 +274,9 @@ class PikaClient:
 
     async def aclose(self) -> None:
         """Close the connection pool (unless it was passed in as ``http``)."""
+        for pending in self._prefetched.values():
+            pending.cancel()
+        self._prefetched.clear()
         if self._owns_http:
             await self._http.aclose()
 
@@ -356,12 +363,12 @@ class PikaClient:
             )
         except _NEVER_SENT as exc:
             raise TransportError(
-                f"could not connect to fal to submit ({route}): {_explain(exc)}"
+                f"could not connect to fal to submit ({route}): {explain(exc)}"
             ) from exc
         except httpx.TransportError as exc:
             raise SubmitOutcomeUnknownError(
                 f"the submit was sent but its answer was lost ({route}): "
-                f"{_explain(exc)}. fal may have queued (and will bill) the job: "
+                f"{explain(exc)}. fal may have queued (and will bill) the job: "
                 "check fal's dashboard before submitting it again."
             ) from exc
         if response.is_success:
@@ -463,7 +470,7 @@ class PikaClient:
         except httpx.TransportError as exc:
             raise TransportError(
                 f"the status stream of request {handle.request_id} failed "
-                f"(GET {url.path}): {_explain(exc)}"
+                f"(GET {url.path}): {explain(exc)}"
             ) from exc
 
     @staticmethod
@@ -491,6 +498,7 @@ class PikaClient:
         timeout: float | None = None,
         logs: bool = True,
         on_status: StatusCallback | None = None,
+        prefetch_result: bool = False,
     ) -> QueueStatus:
         """Wait until the job completes and return its COMPLETED status.
 
@@ -505,6 +513,10 @@ class PikaClient:
             logs: ask for the runner's logs with each status.
             on_status: called (and awaited if it returns an awaitable) with each
                 new status; identical consecutive statuses are reported once.
+            prefetch_result: ask for the result the moment the job completes,
+                in the background, for the next :meth:`result` call of this
+                request to take (no extra request).  For callers that will
+                call :meth:`result` and have work to do in between.
 
         Raises:
             JobFailedError: the job completed with an error.
@@ -531,7 +543,17 @@ class PikaClient:
                 request_id=handle.request_id,
                 error_type=final.error_type,
             )
+        if prefetch_result:
+            self._prefetch(handle)
         return final
+
+    def _prefetch(self, handle: RequestHandle) -> None:
+        if handle.request_id in self._prefetched:
+            return
+        pending = asyncio.ensure_future(self._retry(self._result_once, handle))
+        # Retrieved even when nobody takes it, so a failure is never "unretrieved".
+        pending.add_done_callback(lambda done: done.cancelled() or done.exception())
+        self._prefetched[handle.request_id] = pending
 
     async def _follow(self, handle: RequestHandle, logs: bool, report: _Reporter) -> QueueStatus:
         streams = 0
@@ -586,6 +608,9 @@ class PikaClient:
             ResultExpiredError: fal no longer keeps the result (404 / 410).
             FalHTTPError: the job has not completed yet (400).
         """
+        prefetched = self._prefetched.pop(handle.request_id, None)
+        if prefetched is not None:
+            return await prefetched
         return await self._retry(self._result_once, handle)
 
     async def _result_once(self, handle: RequestHandle) -> ImageToVideoOutput:
@@ -650,96 +675,42 @@ class PikaClient:
         write: Callable[[bytes], object],
         *,
         chunk_size: int = 1 << 20,
+        timeout: float | _Default | None = _DEFAULT,
     ) -> DownloadInfo:
-        """Stream the file at ``url`` to ``write``, chunk by chunk.
+        """Stream the file at ``url`` to ``write``, in pieces of about ``chunk_size``.
 
-        Computes the SHA-256 and size on the way and checks them against
-        ``Content-Length``.  A connection that drops mid-body is resumed with
-        ``Range: bytes=N-``; if the server then answers with the whole file
-        (200, not 206) the download stops, since what was written cannot be
-        taken back.
+        Computes the SHA-256 (in a worker thread) and the size on the way and
+        checks them against ``Content-Length``.  A connection that drops
+        mid-body is resumed with ``Range: bytes=N-``; if the server then
+        answers with the whole file (200, not 206) the download stops, since
+        what was written cannot be taken back.
 
         Args:
             url: the file, e.g. ``output.video.url``.
-            write: called with each chunk; if it returns an awaitable, that is awaited.
-            chunk_size: largest chunk handed to ``write``.
+            write: called with each piece, in order; if it returns an awaitable,
+                that is awaited (an async ``write`` may run in a thread).
+            chunk_size: size the pieces handed to ``write`` reach before they
+                are handed on (the last may be smaller).
+            timeout: seconds for the whole download, resumes included; default
+                the ``download_timeout`` setting; None for no limit.
 
         Raises:
             ResultExpiredError: the file is gone (404 / 410).
             TransportError: the connection failed more than ``max_retries``
                 times, or a resume was answered from the start.
+            DownloadTimeoutError: the download took longer than ``timeout``.
         """
-        state = _Download()
-        try:
-            await self._retry(self._download_once, url, write, chunk_size, state)
-        except _RangeIgnored as exc:
-            raise TransportError(str(exc)) from None
-        return DownloadInfo(
-            size=state.received, content_type=state.content_type, sha256=state.sha256.hexdigest()
+        return await _download.download(
+            self._http,
+            url,
+            write,
+            retry=self._retry,
+            auth=self._auth,
+            timeout=self._timeout,
+            deadline=self._settings.download_timeout if isinstance(timeout, _Default) else timeout,
+            secret=self._secret,
+            chunk_size=chunk_size,
         )
-
-    async def _download_once(
-        self, url: str, write: Callable[[bytes], object], chunk_size: int, state: _Download
-    ) -> None:
-        headers = {"Accept-Encoding": "identity"}
-        if state.received:
-            headers["Range"] = f"bytes={state.received}-"
-            if state.etag:
-                # Only the same file may continue; a changed one comes back whole (200).
-                headers["If-Range"] = state.etag
-        try:
-            async with self._http.stream(
-                "GET",
-                url,
-                headers=headers,
-                auth=self._auth,
-                timeout=self._timeout,
-                follow_redirects=True,
-            ) as response:
-                if not response.is_success:
-                    await response.aread()
-                    raise error_for(response, not_found=ResultExpiredError, secret=self._secret)
-                self._start_part(response, state)
-                # Not aiter_bytes(chunk_size): it holds back a partial chunk, which a
-                # drop would lose; whatever arrived is written, so a resume starts there.
-                async for data in response.aiter_bytes():
-                    for start in range(0, len(data), chunk_size):
-                        chunk = data[start : start + chunk_size]
-                        written = write(chunk)
-                        if inspect.isawaitable(written):
-                            await written
-                        state.sha256.update(chunk)
-                        state.received += len(chunk)
-        except httpx.TransportError as exc:
-            raise TransportError(
-                f"download of {_safe_url(url)} stopped after {state.received} bytes: "
-                f"{_explain(exc)}"
-            ) from exc
-        if state.total is not None and state.received != state.total:
-            raise TransportError(
-                f"download of {_safe_url(url)} ended after {state.received} of {state.total} bytes"
-            )
-
-    @staticmethod
-    def _start_part(response: httpx.Response, state: _Download) -> None:
-        if not state.received:
-            state.content_type = response.headers.get("content-type")
-            etag = response.headers.get("etag")
-            state.etag = etag if etag and not etag.startswith("W/") else None
-            length = response.headers.get("content-length")
-            state.total = int(length) if length and length.isdigit() else None
-            if response.status_code != 206:
-                return
-        where = _safe_url(response.request.url)
-        match = _CONTENT_RANGE.fullmatch(response.headers.get("content-range", "").strip())
-        if response.status_code != 206 or match is None or int(match[1]) != state.received:
-            raise _RangeIgnored(
-                f"resuming {where} at byte {state.received} got HTTP {response.status_code} "
-                f"({response.headers.get('content-range') or 'no Content-Range'}); the "
-                "bytes already written cannot be taken back: download it again"
-            )
-        if match[3] != "*":
-            state.total = int(match[3])
 
     async def upload(self, data: bytes, *, content_type: str, file_name: str | None = None) -> str:
         """Upload ``data`` to fal's storage and return its URL (e.g. for ``image_url``).
@@ -765,7 +736,7 @@ class PikaClient:
             content=data,
             headers={"Content-Type": content_type},
         )
-        logger.debug("uploaded %d bytes to %s", len(data), _safe_url(file_url))
+        logger.debug("uploaded %d bytes to %s", len(data), safe_url(file_url))
         return file_url
 
     async def _initiate_upload(
@@ -809,7 +780,7 @@ class PikaClient:
         except httpx.TransportError as exc:
             about = f", request {request_id}" if request_id else ""
             raise TransportError(
-                f"{method} {httpx.URL(url).path} failed{about}: {_explain(exc)}"
+                f"{method} {httpx.URL(url).path} failed{about}: {explain(exc)}"
             ) from exc
         logger.debug("%s -> HTTP %d", route_of(response.request), response.status_code)
         if check and not response.is_success:

@@ -12,6 +12,7 @@ Every error is a :class:`PikaError`; catch that to catch them all::
     │   └── RequestNotFoundError   404 / 410: unknown request
     │       └── ResultExpiredError the result or the video is gone
     ├── TransportError             the network failed where a retry is safe (transient)
+    ├── DownloadTimeoutError       a video download passed its overall deadline
     ├── SubmitOutcomeUnknownError  a submit was sent but its answer was lost
     ├── JobFailedError             the job COMPLETED with an ``error``
     └── WaitTimeoutError           the job did not complete before the deadline
@@ -112,6 +113,14 @@ class ResultExpiredError(RequestNotFoundError):
 
 class TransportError(PikaError):
     """The connection failed or timed out on a call that is safe to retry. Transient."""
+
+
+class DownloadTimeoutError(PikaError):
+    """A download did not finish within its overall deadline (``download_timeout``).
+
+    Not transient: a file too big or a link too slow for the deadline fails
+    the same way again; raise the deadline instead.
+    """
 
 
 class SubmitOutcomeUnknownError(PikaError):

@@ -66,6 +66,12 @@ class PikaSettings(BaseSettings):
         description="Longest silence on the status stream before it is dropped (fal "
         "sends a keep-alive comment about every 15 s).",
     )
+    download_timeout: float | None = Field(
+        default=900.0,
+        gt=0,
+        description="Longest time for one video download, resumes included, in seconds "
+        "(a server that trickles bytes never trips a read timeout); None for no limit.",
+    )
     wait_timeout: float = Field(
         default=1800.0, gt=0, description="Longest wait for one job to complete, in seconds."
     )

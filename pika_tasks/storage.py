@@ -2,8 +2,11 @@
 
 A write goes to a hidden temporary name beside the target and is moved into
 place only once it is complete; on any error the temporary is removed.  On a
-local disk the move is an atomic rename; on object stores (S3, GCS, ...) the
-move is a server-side copy, so the final key only ever appears whole.
+local disk the move is an atomic rename.  On S3 the final key is written
+directly, since an object is visible only once its upload completes: the
+upload is completed when the write succeeds, and never sent (or its multipart
+upload aborted) when it fails, which saves the server-side copy a move would
+cost.  Other object stores (GCS, Azure) take the temporary name and a move.
 
 Example:
     >>> from pika_tasks.storage import read_text, write_text_atomic
@@ -14,10 +17,11 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import posixpath
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import IO, Any
 
 import fsspec
@@ -62,6 +66,106 @@ def remove_partials(url: str, storage_options: dict[str, Any] | None = None) -> 
     return len(stale)
 
 
+def stale_partials(
+    folder: str, storage_options: dict[str, Any] | None = None
+) -> dict[str, list[str]]:
+    """Temporaries in ``folder`` left by interrupted writes, by the name each was writing.
+
+    One listing answers for every file in the folder, where
+    :func:`remove_partials` lists the folder once per file (quadratic over a batch).
+
+    >>> from pika_tasks.storage import temporary_name, write_bytes_atomic
+    >>> write_bytes_atomic("memory://stale/" + temporary_name("a.mp4"), b"half")
+    >>> list(stale_partials("memory://stale"))
+    ['a.mp4']
+    """
+    fs, path = filesystem(folder, storage_options)
+    try:
+        names = fs.ls(path, detail=False, refresh=True)
+    except FileNotFoundError:
+        return {}
+    finally:
+        # A listing cached now would answer later existence checks with old news.
+        fs.invalidate_cache(path)
+    found: dict[str, list[str]] = {}
+    for name in names:
+        base = posixpath.basename(name.rstrip("/"))
+        if base.startswith(".") and TEMP_MARKER in base:
+            found.setdefault(base[1:].rsplit(TEMP_MARKER, 1)[0], []).append(name)
+    return found
+
+
+def remove_files(
+    paths: list[str], like_url: str, storage_options: dict[str, Any] | None = None
+) -> None:
+    """Delete ``paths`` (on the filesystem of ``like_url``); ones already gone are fine."""
+    fs, _ = filesystem(like_url, storage_options)
+    for name in paths:
+        with contextlib.suppress(FileNotFoundError):
+            fs.rm(name)
+
+
+# S3 publishes an object only when its upload completes: one PUT when the file
+# closes (smaller than a block) or a multipart upload completed at close.  So
+# writing the final key, and on failure discarding (aborting the multipart
+# upload) instead of closing, is as safe as a temporary name, and saves the
+# server-side copy that a move costs there.  Limited to the stores whose
+# discard we test; the others take the temporary name.
+_DIRECT_WRITE_PROTOCOLS = frozenset({"s3", "s3a"})
+
+
+def _writes_directly(fs: Any) -> bool:
+    protocols = fs.protocol if isinstance(fs.protocol, tuple | list) else (fs.protocol,)
+    return any(protocol in _DIRECT_WRITE_PROTOCOLS for protocol in protocols)
+
+
+def _is_local(fs: Any) -> bool:
+    protocols = fs.protocol if isinstance(fs.protocol, tuple | list) else (fs.protocol,)
+    return any(protocol in ("file", "local", "memory") for protocol in protocols)
+
+
+class _AtomicTarget:
+    """One write that appears at its path whole or not at all: open, then commit or discard."""
+
+    def __init__(self, url: str, storage_options: dict[str, Any] | None) -> None:
+        self.fs, self.path = filesystem(url, storage_options)
+        self.direct = _writes_directly(self.fs)
+        self.temp: str | None = None
+        self.handle: Any = None
+
+    def open(self) -> IO[bytes]:
+        if self.direct:
+            self.handle = self.fs.open(self.path, "wb")
+        else:
+            parent = posixpath.dirname(self.path)
+            if parent:
+                self.fs.makedirs(parent, exist_ok=True)
+            self.temp = temporary_name(self.path)
+            self.handle = self.fs.open(self.temp, "wb")
+        handle: IO[bytes] = self.handle
+        return handle
+
+    def commit(self) -> None:
+        self.handle.close()  # on S3 this is the upload (or its completion)
+        if not self.direct:
+            self.fs.mv(self.temp, self.path)
+
+    def discard(self) -> None:
+        if self.handle is None:
+            return
+        if self.direct:
+            with contextlib.suppress(Exception):
+                self.handle.discard()  # aborts the multipart upload
+            # Closing would flush the buffer as one more part: mark it closed instead.
+            self.handle.closed = True
+            return
+        with contextlib.suppress(Exception):
+            self.handle.close()
+        with contextlib.suppress(Exception):
+            if self.fs.exists(self.temp):
+                self.fs.rm(self.temp)
+
+
 @contextlib.contextmanager
 def atomic_writer(url: str, storage_options: dict[str, Any] | None = None) -> Iterator[IO[bytes]]:
     """Open ``url`` for binary writing; it appears at ``url`` only if the block succeeds.
@@ -72,19 +176,64 @@ def atomic_writer(url: str, storage_options: dict[str, Any] | None = None) -> It
         >>> read_bytes("memory://docs/b.bin")
         b'abc'
     """
-    fs, path = filesystem(url, storage_options)
-    parent = posixpath.dirname(path)
-    if parent:
-        fs.makedirs(parent, exist_ok=True)
-    temp = temporary_name(path)
+    target = _AtomicTarget(url, storage_options)
     try:
-        with fs.open(temp, "wb") as handle:
-            yield handle
-        fs.mv(temp, path)
+        handle = target.open()
+        yield handle
+        target.commit()
     except BaseException:
-        with contextlib.suppress(Exception):
-            if fs.exists(temp):
-                fs.rm(temp)
+        target.discard()
+        raise
+
+
+class AsyncSink:
+    """The async face of an atomic write.
+
+    On remote stores each write runs in a worker thread: it can block for as
+    long as an upload takes (s3fs sends a part whenever its buffer fills), and
+    in a thread it never stalls the event loop that other rows' downloads and
+    status streams run on.  On a local disk (or in memory) a write only copies
+    into the page cache, cheaper than the hop to a thread, so it runs in place.
+    """
+
+    def __init__(self, handle: IO[bytes], in_place: bool) -> None:
+        self._handle = handle
+        self._in_place = in_place
+
+    async def write(self, data: bytes) -> None:
+        """Write ``data`` (in a worker thread unless the store is local)."""
+        if self._in_place:
+            self._handle.write(data)
+        else:
+            await asyncio.to_thread(self._write_all, data)
+
+    def _write_all(self, data: bytes) -> None:
+        self._handle.write(data)
+
+
+@contextlib.asynccontextmanager
+async def atomic_writer_async(
+    url: str, storage_options: dict[str, Any] | None = None
+) -> AsyncIterator[AsyncSink]:
+    """:func:`atomic_writer` for async code: opening, writes and the commit run in threads.
+
+    Example:
+        >>> import asyncio
+        >>> async def save() -> None:
+        ...     async with atomic_writer_async("memory://docs/c.bin") as sink:
+        ...         await sink.write(b"xyz")
+        >>> asyncio.run(save())
+        >>> read_bytes("memory://docs/c.bin")
+        b'xyz'
+    """
+    target = _AtomicTarget(url, storage_options)
+    try:
+        handle = await asyncio.to_thread(target.open)
+        yield AsyncSink(handle, in_place=_is_local(target.fs))
+        await asyncio.to_thread(target.commit)
+    except BaseException:
+        # Shielded: a cancelled fetch must still take its partial upload away.
+        await asyncio.shield(asyncio.to_thread(target.discard))
         raise
 
 

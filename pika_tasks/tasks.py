@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from prefect import get_run_logger, task
@@ -38,12 +38,13 @@ from pika_tasks.errors import WaitTimeoutError, is_transient
 from pika_tasks.models import (
     DownloadedFile,
     ImageToVideoInput,
+    ImageToVideoOutput,
     QueueStatus,
     RequestHandle,
     RequestOptions,
 )
 from pika_tasks.settings import PikaSettings
-from pika_tasks.storage import atomic_writer
+from pika_tasks.storage import atomic_writer_async
 
 #: Tags on every task, so ``prefect concurrency-limit create fal N`` bounds them all.
 FAL_TAG = "fal"
@@ -73,8 +74,28 @@ def open_client(
     return PikaClient(settings)
 
 
+def _client_for(
+    client: PikaClient | None, credentials: FalCredentials | None, settings: PikaSettings | None
+) -> contextlib.AbstractAsyncContextManager[PikaClient]:
+    """The caller's open client (left open), or a new one closed after the task."""
+    if client is not None:
+        return contextlib.nullcontext(client)
+    return open_client(credentials, settings)
+
+
 def _label(handle: RequestHandle | None, label: str | None) -> str:
     return label or (handle.request_id if handle else "request")
+
+
+def _run_name(verb: str) -> Callable[..., str]:
+    """A task run name: the verb and the label, else the request id (never "None")."""
+
+    def name(parameters: dict[str, Any]) -> str:
+        handle = parameters.get("handle")
+        known = handle if isinstance(handle, RequestHandle) else None
+        return f"{verb} {_label(known, parameters.get('label'))}"
+
+    return name
 
 
 _RETRY_DEFAULTS: dict[str, Any] = {
@@ -87,7 +108,7 @@ _RETRY_DEFAULTS: dict[str, Any] = {
 }
 
 
-@task(name="submit-image-to-video", task_run_name="submit {label}", **_RETRY_DEFAULTS)
+@task(name="submit-image-to-video", task_run_name=_run_name("submit"), **_RETRY_DEFAULTS)
 async def submit_image_to_video(
     arguments: ImageToVideoInput | Mapping[str, Any],
     *,
@@ -95,6 +116,7 @@ async def submit_image_to_video(
     credentials: FalCredentials | None = None,
     settings: PikaSettings | None = None,
     label: str = "video",
+    client: PikaClient | None = None,
 ) -> RequestHandle:
     """Queue one image-to-video job and return its handle.
 
@@ -109,6 +131,9 @@ async def submit_image_to_video(
         credentials: a :class:`FalCredentials` block; else ``FAL_KEY`` from the environment.
         settings: explicit settings, used when no block is given.
         label: a name for the task run and its logs (e.g. the row id).
+        client: an open :class:`PikaClient` to send with (left open), so that
+            many tasks share one connection pool; it must belong to the event
+            loop the task runs on.  Default: a client of its own.
 
     Example:
         >>> handle = await submit_image_to_video(  # doctest: +SKIP
@@ -120,8 +145,8 @@ async def submit_image_to_video(
         if isinstance(arguments, ImageToVideoInput)
         else ImageToVideoInput.model_validate(dict(arguments))
     )
-    async with open_client(credentials, settings) as client:
-        handle = await client.submit(payload, options=options)
+    async with _client_for(client, credentials, settings) as fal:
+        handle = await fal.submit(payload, options=options)
     get_run_logger().info(
         "%s: queued as %s (position %s)", label, handle.request_id, handle.queue_position
     )
@@ -136,7 +161,7 @@ def _describe_status(status: QueueStatus) -> str:
     return "failed" if status.failed else "completed"
 
 
-@task(name="wait-for-completion", task_run_name="wait {label}", **_RETRY_DEFAULTS)
+@task(name="wait-for-completion", task_run_name=_run_name("wait"), **_RETRY_DEFAULTS)
 async def wait_for_completion(
     handle: RequestHandle,
     *,
@@ -145,6 +170,8 @@ async def wait_for_completion(
     credentials: FalCredentials | None = None,
     settings: PikaSettings | None = None,
     label: str | None = None,
+    client: PikaClient | None = None,
+    prefetch_result: bool = False,
 ) -> QueueStatus:
     """Wait until the job completes, logging queue positions and runner logs.
 
@@ -159,7 +186,14 @@ async def wait_for_completion(
         cancel_on_timeout: cancel the remote request when the wait is given up.
         credentials: a :class:`FalCredentials` block; else ``FAL_KEY`` from the environment.
         settings: explicit settings, used when no block is given.
-        label: a name for the task run and its logs.
+        label: a name for the task run and its logs (default: the request id).
+        client: an open :class:`PikaClient` to send with (left open), so that
+            many tasks share one connection pool; it must belong to the event
+            loop the task runs on.  Default: a client of its own.
+        prefetch_result: ask for the job's result the moment it completes, on
+            ``client``, for a later ``client.result`` (or :func:`fetch_video`
+            with the same client) to take: the result request goes out before
+            this task run has finished reporting its state.
 
     Returns:
         The COMPLETED status (with ``metrics``).
@@ -174,27 +208,35 @@ async def wait_for_completion(
     logger = get_run_logger()
     name = _label(handle, label)
     seen_logs = 0
-    last_state: str | None = None
+    last_status: str | None = None
+    last_position: int | None = None
 
     def report(status: QueueStatus) -> None:
-        nonlocal seen_logs, last_state
-        state = _describe_status(status)
-        if state != last_state:
-            logger.info("%s: %s", name, state)
-            last_state = state
+        nonlocal seen_logs, last_status, last_position
+        if status.status != last_status:
+            # One line per step; the final one is logged below, with its metrics.
+            if status.status != "COMPLETED":
+                logger.info("%s: %s", name, _describe_status(status))
+            last_status, last_position = status.status, status.queue_position
+        elif status.queue_position != last_position:
+            # A long queue moves every time a job ahead finishes: the UI shows steps only.
+            logger.debug("%s: %s", name, _describe_status(status))
+            last_position = status.queue_position
         logs = status.logs if isinstance(status.logs, list) else []
         for entry in logs[seen_logs:]:
             logger.info("%s: runner: %s", name, entry.get("message", entry))
         seen_logs = max(seen_logs, len(logs))
 
-    async with open_client(credentials, settings) as client:
+    async with _client_for(client, credentials, settings) as fal:
         try:
-            final = await client.wait(handle, timeout=timeout, on_status=report)
+            final = await fal.wait(
+                handle, timeout=timeout, on_status=report, prefetch_result=prefetch_result
+            )
         except (WaitTimeoutError, asyncio.CancelledError):
             if cancel_on_timeout:
                 # Shielded: the cancel must go out even while this task is being cancelled.
                 with contextlib.suppress(Exception):
-                    answer = await asyncio.shield(client.cancel(handle))
+                    answer = await asyncio.shield(fal.cancel(handle))
                     logger.warning("%s: gave up waiting; cancel: %s", name, answer.status)
             raise
     metrics = final.metrics or {}
@@ -202,7 +244,7 @@ async def wait_for_completion(
     return final
 
 
-@task(name="fetch-video", task_run_name="fetch {label}", **_RETRY_DEFAULTS)
+@task(name="fetch-video", task_run_name=_run_name("fetch"), **_RETRY_DEFAULTS)
 async def fetch_video(
     handle: RequestHandle,
     destination: str,
@@ -211,6 +253,8 @@ async def fetch_video(
     credentials: FalCredentials | None = None,
     settings: PikaSettings | None = None,
     label: str | None = None,
+    client: PikaClient | None = None,
+    output: ImageToVideoOutput | None = None,
 ) -> DownloadedFile:
     """Fetch the job's result and stream its video to ``destination`` (any fsspec URL).
 
@@ -225,7 +269,12 @@ async def fetch_video(
         storage_options: fsspec options for ``destination``.
         credentials: a :class:`FalCredentials` block; else ``FAL_KEY`` from the environment.
         settings: explicit settings, used when no block is given.
-        label: a name for the task run and its logs.
+        label: a name for the task run and its logs (default: the request id).
+        client: an open :class:`PikaClient` to send with (left open), so that
+            many tasks share one connection pool; it must belong to the event
+            loop the task runs on.  Default: a client of its own.
+        output: the job's result when the caller has it already (e.g. fetched
+            the moment the wait ended); else the task asks fal for it.
 
     Returns:
         The path, size, content type, SHA-256 and fal's file metadata.
@@ -233,9 +282,10 @@ async def fetch_video(
     Example:
         >>> video = await fetch_video(handle, "s3://bucket/videos/a.mp4")  # doctest: +SKIP
     """
-    async with open_client(credentials, settings) as client:
-        output = await client.result(handle)
-        with atomic_writer(destination, storage_options) as sink:
-            info = await client.download(output.video.url, sink.write)
+    async with _client_for(client, credentials, settings) as fal:
+        if output is None:
+            output = await fal.result(handle)
+        async with atomic_writer_async(destination, storage_options) as sink:
+            info = await fal.download(output.video.url, sink.write)
     get_run_logger().info("%s: wrote %s (%d bytes)", _label(handle, label), destination, info.size)
     return DownloadedFile(path=destination, video=output.video, **info.model_dump())

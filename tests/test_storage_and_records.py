@@ -13,8 +13,11 @@ from pika_tasks.records import Action, OutputLocation, RowOutcome, RowRecord, de
 from pika_tasks.storage import (
     TEMP_MARKER,
     atomic_writer,
+    atomic_writer_async,
     read_bytes,
+    remove_files,
     remove_partials,
+    stale_partials,
     write_bytes_atomic,
 )
 
@@ -152,3 +155,70 @@ def test_remove_partials_deletes_only_that_paths_leftovers(
     fs.pipe(f"{path}/.w.mp4{TEMP_MARKER}cccc", b"other row")
     assert remove_partials(f"{base}/v.mp4", options) == 2
     assert sorted(_names(base, options)) == sorted(["keep.mp4", f".w.mp4{TEMP_MARKER}cccc"])
+
+
+async def test_async_atomic_write_lands_whole(location: tuple[str, dict[str, Any]]) -> None:
+    base, options = location
+    async with atomic_writer_async(f"{base}/deep/v.mp4", options) as sink:
+        for n in range(3):
+            await sink.write(bytes([n]) * 4096)
+    assert read_bytes(f"{base}/deep/v.mp4", options) == b"\0" * 4096 + b"\1" * 4096 + b"\2" * 4096
+    assert _names(f"{base}/deep", options) == ["v.mp4"]
+
+
+async def test_failed_async_write_leaves_nothing(location: tuple[str, dict[str, Any]]) -> None:
+    base, options = location
+    with pytest.raises(RuntimeError, match="interrupted"):
+        async with atomic_writer_async(f"{base}/v.mp4", options) as sink:
+            await sink.write(b"half a video")
+            raise RuntimeError("interrupted")
+    assert _names(base, options) == []
+
+
+def _multipart_uploads(bucket_url: str, options: dict[str, Any]) -> list[str]:
+    fs, bucket = fsspec.core.url_to_fs(bucket_url, **options)
+    uploads = fs.call_s3("list_multipart_uploads", Bucket=bucket).get("Uploads", [])
+    return [upload["Key"] for upload in uploads]
+
+
+def test_s3_writes_the_final_key_directly_and_aborts_on_failure(
+    s3_bucket: tuple[str, dict[str, Any]],
+) -> None:
+    bucket, options = s3_bucket
+    fs, _ = fsspec.core.url_to_fs(bucket, **options)
+    # Bigger than s3fs's block, so parts are uploaded before the failure.
+    block = fs.default_block_size
+    with (
+        pytest.raises(RuntimeError, match="interrupted"),
+        atomic_writer(f"{bucket}/out/v.mp4", options) as f,
+    ):
+        f.write(b"x" * (block + 1024))
+        f.flush()
+        assert _multipart_uploads(bucket, options) == ["out/v.mp4"]  # no temporary key
+        raise RuntimeError("interrupted")
+    assert _names(f"{bucket}/out", options) == []
+    assert _multipart_uploads(bucket, options) == []  # aborted, nothing left to bill
+
+    with atomic_writer(f"{bucket}/out/v.mp4", options) as f:
+        f.write(b"y" * 10)
+    assert read_bytes(f"{bucket}/out/v.mp4", options) == b"y" * 10
+    assert _multipart_uploads(bucket, options) == []
+
+
+def test_stale_partials_lists_the_folder_once_for_every_file(
+    location: tuple[str, dict[str, Any]],
+) -> None:
+    base, options = location
+    assert stale_partials(f"{base}/missing", options) == {}
+    write_bytes_atomic(f"{base}/keep.mp4", b"k", options)
+    fs, path = fsspec.core.url_to_fs(base, **options)
+    fs.pipe(f"{path}/.v.mp4{TEMP_MARKER}aaaa", b"half")
+    fs.pipe(f"{path}/.v.mp4{TEMP_MARKER}bbbb", b"half")
+    fs.pipe(f"{path}/.w.mp4{TEMP_MARKER}cccc", b"other row")
+    found = stale_partials(base, options)
+    assert sorted(found) == ["v.mp4", "w.mp4"]
+    assert len(found["v.mp4"]) == 2
+    remove_files(found["v.mp4"], base, options)
+    assert sorted(_names(base, options)) == sorted(["keep.mp4", f".w.mp4{TEMP_MARKER}cccc"])
+    # Listed again after the removal, not answered from a cached listing.
+    assert sorted(stale_partials(base, options)) == ["w.mp4"]

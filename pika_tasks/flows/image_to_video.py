@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
@@ -33,6 +34,7 @@ from prefect.tasks import Task
 from pydantic import BaseModel
 
 from pika_tasks.budget import Budget, total_usd, usd
+from pika_tasks.client import PikaClient
 from pika_tasks.concurrency import DEFAULT_LIMIT_NAME, FalSlots
 from pika_tasks.credentials import FalCredentials
 from pika_tasks.errors import (
@@ -40,12 +42,20 @@ from pika_tasks.errors import (
     PikaError,
     RequestNotFoundError,
     SubmitOutcomeUnknownError,
+    is_transient,
 )
 from pika_tasks.events import emit_row_event
 from pika_tasks.flows.cancellation import cancel_remote_requests
 from pika_tasks.images import ImageCheck, ImageLimits, inspect_image, resolve_image_url
 from pika_tasks.manifest import ManifestRow, RowDefaults, read_manifest
-from pika_tasks.models import Duration, Resolution
+from pika_tasks.models import (
+    DownloadedFile,
+    Duration,
+    ImageToVideoOutput,
+    QueueStatus,
+    RequestHandle,
+    Resolution,
+)
 from pika_tasks.pricing import PriceTable
 from pika_tasks.progress import ProgressCallback, ProgressTracker
 from pika_tasks.records import (
@@ -59,7 +69,7 @@ from pika_tasks.records import (
     utc_now,
 )
 from pika_tasks.settings import PikaSettings
-from pika_tasks.storage import remove_partials
+from pika_tasks.storage import remove_files, stale_partials
 from pika_tasks.tasks import fetch_video, open_client, submit_image_to_video, wait_for_completion
 
 P = ParamSpec("P")
@@ -105,6 +115,13 @@ class _PlannedRow:
     action: Action
 
 
+def _run_task(task: Task[P, R], retries: int | None, tags: list[str]) -> Task[P, R]:
+    """The task with this run's tags (replacing its own) and retry setting."""
+    if retries is None:
+        return task.with_options(tags=set(tags))
+    return task.with_options(tags=set(tags), retries=retries)
+
+
 @dataclass
 class _Batch:
     """What every row of one run shares."""
@@ -117,12 +134,22 @@ class _Batch:
     wait_timeout: float | None
     resubmit_unknown: bool
     slots: FalSlots
+    client: PikaClient
     task_retries: int | None = None
+    task_tags: list[str] = field(default_factory=list)
     budget: Budget = field(default_factory=Budget)
+    # Temporaries that interrupted runs left in the output folder, by file name.
+    stale_partials: dict[str, list[str]] = field(default_factory=dict)
+    # The three tasks as this run calls them (tags and retries applied).
+    submit: Task[..., Coroutine[Any, Any, RequestHandle]] = field(init=False)
+    wait: Task[..., Coroutine[Any, Any, QueueStatus]] = field(init=False)
+    fetch: Task[..., Coroutine[Any, Any, DownloadedFile]] = field(init=False)
 
-    def task(self, task: Task[P, R]) -> Task[P, R]:
-        """The task with this run's retry setting, when one was given."""
-        return task if self.task_retries is None else task.with_options(retries=self.task_retries)
+    def __post_init__(self) -> None:
+        # Made once per run: with_options builds a new task object.
+        self.submit = _run_task(submit_image_to_video, self.task_retries, self.task_tags)
+        self.wait = _run_task(wait_for_completion, self.task_retries, self.task_tags)
+        self.fetch = _run_task(fetch_video, self.task_retries, self.task_tags)
 
 
 def _row_fingerprint(row: ManifestRow, check: ImageCheck, endpoint_id: str) -> str:
@@ -175,21 +202,21 @@ async def _submit(plan: _PlannedRow, batch: _Batch) -> RowRecord:
         submitted_at=utc_now(),
         flow_run_id=flow_run.get_id(),
     )
-    async with open_client(batch.credentials, batch.settings) as client:
-        image_url = await resolve_image_url(
-            plan.check,
-            storage_options=batch.storage_options,
-            upload=lambda data, content_type, name: client.upload(
-                data, content_type=content_type, file_name=name
-            ),
-        )
+    image_url = await resolve_image_url(
+        plan.check,
+        storage_options=batch.storage_options,
+        upload=lambda data, content_type, name: batch.client.upload(
+            data, content_type=content_type, file_name=name
+        ),
+    )
     await asyncio.to_thread(batch.out.save, intent)
     try:
-        handle = await batch.task(submit_image_to_video)(
+        handle = await batch.submit(
             plan.row.to_input(image_url),
             credentials=batch.credentials,
             settings=batch.settings,
             label=plan.row.id,
+            client=batch.client,
         )
     except SubmitOutcomeUnknownError:
         raise  # the intent stays: a later run reports the row instead of paying twice
@@ -206,25 +233,39 @@ async def _complete(record: RowRecord, batch: _Batch) -> RowRecord:
     """Wait for the record's request and fetch its video; return the finished record."""
     assert record.request is not None
     started = time.monotonic()
-    status = await batch.task(wait_for_completion)(
+    status = await batch.wait(
         record.request,
         timeout=batch.wait_timeout,
         credentials=batch.credentials,
         settings=batch.settings,
         label=record.id,
+        client=batch.client,
+        prefetch_result=True,
     )
+    # Asked for inside the wait task, the moment the job completed (prefetch_result);
+    # a transient failure is left to the fetch task, which asks again with retries.
+    output: ImageToVideoOutput | None = None
+    try:
+        output = await batch.client.result(record.request)
+    except PikaError as error:
+        if not is_transient(error):
+            raise
     waited = time.monotonic() - started
     # A run killed mid-download leaves its temporary behind; this run owns the row now.
-    await asyncio.to_thread(
-        remove_partials, batch.out.video_url(record.id), batch.out.storage_options
-    )
-    video = await batch.task(fetch_video)(
+    stale = batch.stale_partials.pop(f"{record.id}.mp4", [])
+    if stale:
+        await asyncio.to_thread(
+            remove_files, stale, batch.out.video_url(record.id), batch.out.storage_options
+        )
+    video = await batch.fetch(
         record.request,
         batch.out.video_url(record.id),
         storage_options=batch.out.storage_options,
         credentials=batch.credentials,
         settings=batch.settings,
         label=record.id,
+        client=batch.client,
+        output=output,
     )
     inference = (status.metrics or {}).get("inference_time")
     timings = {
@@ -357,6 +398,7 @@ async def image_to_video_batch(
     concurrency_limit: str | None = DEFAULT_LIMIT_NAME,
     submit_rate_limit: str | None = None,
     task_retries: int | None = None,
+    task_tags: list[str] | None = None,
     manifest_storage_options: dict[str, Any] | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> State[BatchResult]:
@@ -395,6 +437,11 @@ async def image_to_video_batch(
             --limit N``); when it does not exist, only ``max_concurrency`` bounds them.
         submit_rate_limit: a global limit with slot decay that paces submits, or None.
         task_retries: retries of each task on transient errors (default: the tasks' own).
+        task_tags: tags for this run's task runs, e.g. ``["fal"]`` so that a tag
+            concurrency limit bounds them.  None (the default) runs them untagged:
+            ``concurrency_limit`` already bounds the rows, and a tagged task run
+            asks the Prefect API for slots before it starts, which under load
+            delays every task start of the run.
         manifest_storage_options: fsspec options for the manifest alone (default:
             ``storage_options``); scale-out shards live at the output location.
         on_progress: called with a :class:`~pika_tasks.progress.BatchProgress`
@@ -411,24 +458,9 @@ async def image_to_video_batch(
     Example:
         >>> image_to_video_batch("s3://bucket/in/manifest.csv", "s3://bucket/out")  # doctest: +SKIP
     """
-    logger = get_run_logger()
     settings = credentials.get_settings() if credentials else PikaSettings()
     settings.require_key()
     storage = storage_options or {}
-    batch = _Batch(
-        out=OutputLocation(
-            output, output_storage_options if output_storage_options is not None else storage
-        ),
-        storage_options=storage,
-        credentials=credentials,
-        settings=settings,
-        prices=PriceTable.from_settings(settings),
-        wait_timeout=wait_timeout,
-        resubmit_unknown=resubmit_unknown,
-        slots=FalSlots(concurrency_limit, max_concurrency, submit_rate_limit),
-        task_retries=task_retries,
-        budget=Budget(max_spend_usd),
-    )
     defaults = RowDefaults(
         prompt=prompt,
         prompt_suffix=prompt_suffix,
@@ -437,20 +469,73 @@ async def image_to_video_batch(
         duration=duration,
         seed=seed,
     )
+    # One client, so one connection pool and TLS context, for every task of the run.
+    async with open_client(credentials, settings) as client:
+        batch = _Batch(
+            out=OutputLocation(
+                output, output_storage_options if output_storage_options is not None else storage
+            ),
+            storage_options=storage,
+            credentials=credentials,
+            settings=settings,
+            prices=PriceTable.from_settings(settings),
+            wait_timeout=wait_timeout,
+            resubmit_unknown=resubmit_unknown,
+            slots=FalSlots(concurrency_limit, max_concurrency, submit_rate_limit),
+            client=client,
+            task_retries=task_retries,
+            task_tags=list(task_tags or []),
+            budget=Budget(max_spend_usd),
+        )
+        return await _run_batch(
+            batch,
+            _RunInputs(
+                manifest=manifest,
+                output=output,
+                defaults=defaults,
+                manifest_storage_options=manifest_storage_options
+                if manifest_storage_options is not None
+                else storage,
+                max_concurrency=max_concurrency,
+                limits=ImageLimits(allow_private_addresses=allow_private_image_urls),
+                fail_on_partial=fail_on_partial,
+                on_progress=on_progress,
+            ),
+        )
+
+
+@dataclass
+class _RunInputs:
+    """What the flow was asked to do, beyond what :class:`_Batch` shares with the rows."""
+
+    manifest: str
+    output: str
+    defaults: RowDefaults
+    manifest_storage_options: dict[str, Any]
+    max_concurrency: int
+    limits: ImageLimits
+    fail_on_partial: bool
+    on_progress: ProgressCallback | None
+
+
+async def _run_batch(batch: _Batch, inputs: _RunInputs) -> State[BatchResult]:
+    """Plan every row, generate the videos, write the report: the flow's body."""
+    logger = get_run_logger()
+    manifest, output = inputs.manifest, inputs.output
     parsed = await asyncio.to_thread(
         read_manifest,
         manifest,
-        defaults=defaults,
-        storage_options=manifest_storage_options
-        if manifest_storage_options is not None
-        else storage,
+        defaults=inputs.defaults,
+        storage_options=inputs.manifest_storage_options,
     )
     outcomes: list[RowOutcome] = invalid_row_outcomes(parsed.errors)
     for error in parsed.errors:
         logger.error("manifest %s", error)
 
     tracker = ProgressTracker(
-        len(parsed.rows) + len(parsed.errors), on_progress, lambda: batch.budget.spent_usd
+        len(parsed.rows) + len(parsed.errors),
+        inputs.on_progress,
+        lambda: batch.budget.spent_usd,
     )
     tracker.start()
     run_id, run_label = flow_run.get_id(), flow_run.get_name()
@@ -470,13 +555,16 @@ async def image_to_video_batch(
     for invalid in outcomes:
         finished(invalid)
 
-    limits = ImageLimits(allow_private_addresses=allow_private_image_urls)
-    gate = asyncio.Semaphore(max(1, max_concurrency))
+    gate = asyncio.Semaphore(max(1, inputs.max_concurrency))
 
     async def plan(row: ManifestRow) -> _PlannedRow | RowOutcome:
         async with gate:
-            return await _plan_row(row, batch, limits)
+            return await _plan_row(row, batch, inputs.limits)
 
+    # One listing of the output folder, not one per row (that grows with the square).
+    batch.stale_partials = await asyncio.to_thread(
+        stale_partials, batch.out.url, batch.out.storage_options
+    )
     plans: list[_PlannedRow] = []
     for planned in await asyncio.gather(*(plan(row) for row in parsed.rows)):
         if isinstance(planned, RowOutcome):
@@ -509,10 +597,11 @@ async def image_to_video_batch(
     total = max(1, len(plans))
     progress_id = await acreate_progress_artifact(0.0, description=f"Rows of {manifest}")
     done = 0
+    shown = 0
     progress_lock = asyncio.Lock()
 
     async def generate(planned: _PlannedRow) -> RowOutcome:
-        nonlocal done
+        nonlocal done, shown
         # Rows done already hold no slot; the others hold one from submit to fetch.
         if planned.action in (Action.SKIP, Action.UNKNOWN):
             result = await _generate(planned, batch)
@@ -522,7 +611,10 @@ async def image_to_video_batch(
         done += 1
         async with progress_lock:
             # One update at a time, each with the latest count: the bar never goes back.
-            await aupdate_progress_artifact(progress_id, 100.0 * done / total)
+            # Whole percents only: a big batch makes ~100 API calls, not one per row.
+            if int(100 * done / total) > int(100 * shown / total) or done == total:
+                shown = done
+                await aupdate_progress_artifact(progress_id, 100.0 * done / total)
         return finished(result)
 
     if refusal is None:
@@ -558,6 +650,6 @@ async def image_to_video_batch(
     if refusal is not None:
         message = f"{refusal}; {message}"
     logger.info(message)
-    if refusal is not None or (result.failed and fail_on_partial):
+    if refusal is not None or (result.failed and inputs.fail_on_partial):
         return Failed(message=message, data=result)
     return Completed(message=message, data=result)

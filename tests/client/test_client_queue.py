@@ -41,7 +41,9 @@ async def test_a_job_costs_submit_stream_result_and_download(emu_client: EmuClie
     assert_no_repeats(seen)
     assert {status.status for status in seen} >= {"IN_PROGRESS", "COMPLETED"}
     body = b"".join(chunks)
-    assert max(len(chunk) for chunk in chunks) <= 4096
+    # Pieces of at least chunk_size (network reads joined), the last one excepted.
+    assert all(len(chunk) >= 4096 for chunk in chunks[:-1])
+    assert len(chunks) <= -(-len(body) // 4096)
     assert info.size == len(body) == output.video.file_size
     assert info.sha256 == hashlib.sha256(body).hexdigest()
     assert info.content_type == "video/mp4"
@@ -168,3 +170,15 @@ async def test_client_never_builds_endpoint_path_urls(emu_client: EmuClient) -> 
         "result": 1,
         "cancel": 1,
     }
+
+
+async def test_a_prefetched_result_is_asked_for_once(emu_client: EmuClient) -> None:
+    emu, client = emu_client()
+    handle = await client.submit(ARGS)
+    await client.wait(handle, prefetch_result=True)
+    output = await client.result(handle)
+    assert output.video.url.startswith(emu.url)
+    # The prefetch was taken by result(): one result request, none on a second call.
+    assert requests_of(emu)["result"] == 1
+    assert (await client.result(handle)) == output
+    assert requests_of(emu)["result"] == 2

@@ -213,3 +213,28 @@ async def test_key_never_reaches_the_outputs(queue: Any, tmp_path: Path) -> None
     for path in out.rglob("*"):
         if path.is_file():
             assert KEY.encode() not in path.read_bytes(), path
+
+
+async def test_task_runs_are_untagged_unless_tags_are_asked_for(queue: Any, tmp_path: Path) -> None:
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    manifest = write_manifest(tmp_path, ["a,images/0.png,zoom in"])
+    plain, _ = await run(str(manifest), str(tmp_path / "plain"))
+    tagged, _ = await run(str(manifest), str(tmp_path / "tagged"), task_tags=["fal", "media"])
+
+    async def tags_of(state: Any) -> dict[str, set[str]]:
+        async with get_client() as client:
+            runs = await client.read_task_runs(
+                flow_run_filter=FlowRunFilter(
+                    id=FlowRunFilterId(any_=[state.state_details.flow_run_id])
+                )
+            )
+        return {run.name: set(run.tags) for run in runs}
+
+    assert await tags_of(plain) == {"submit a": set(), "wait a": set(), "fetch a": set()}
+    assert await tags_of(tagged) == {
+        "submit a": {"fal", "media"},
+        "wait a": {"fal", "media"},
+        "fetch a": {"fal", "media"},
+    }
+    assert queue.stats()["submissions"] == 2

@@ -208,3 +208,51 @@ async def test_validation_errors_from_fal_carry_the_detail(emulator: Any) -> Non
                 {"image_url": data_uri(), "prompt": "x", "resolution": "4k"}, validate=False
             )
     assert any("resolution" in str(item.get("loc")) for item in caught.value.detail)
+
+
+async def test_tasks_share_an_open_client_and_are_named_after_the_request(
+    emulator: Any, tmp_path: Path
+) -> None:
+    import httpx
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    from pika_tasks import PikaClient
+
+    sent: list[str] = []
+
+    async def note(request: httpx.Request) -> None:
+        sent.append(request.url.path)
+
+    http = httpx.AsyncClient(event_hooks={"request": [note]})
+    client = PikaClient(settings_for(emulator), http=http)
+
+    @flow
+    async def shared(out: str) -> tuple[Any, str]:
+        handle = await submit_image_to_video(
+            {"image_url": data_uri(), "prompt": "tilt up"}, client=client
+        )
+        await wait_for_completion(handle, client=client)
+        await fetch_video(handle, f"{out}/v.mp4", client=client)
+        from prefect.runtime import flow_run
+
+        return handle, flow_run.get_id() or ""
+
+    try:
+        handle, run_id = await shared(str(tmp_path))
+        # Every request of the three tasks went through the caller's pool ...
+        assert any(path.endswith("/image-to-video") for path in sent)
+        assert any(path.endswith(f"/requests/{handle.request_id}") for path in sent)
+        assert any("/files/" in path for path in sent)
+        # ... which the tasks left open for the caller.
+        assert (await client.status(handle)).status == "COMPLETED"
+    finally:
+        await client.aclose()
+        await http.aclose()
+    async with get_client() as api:
+        runs = await api.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id]))
+        )
+    assert sorted(run.name for run in runs) == sorted(
+        ["submit video", f"wait {handle.request_id}", f"fetch {handle.request_id}"]
+    )
