@@ -58,7 +58,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--variants",
         type=lambda t: _names(t, THROUGHPUT_VARIANTS + EXPERIMENTS),
-        help="throughput variants: flow,client,fal,flow-cached-tls,flow-untagged",
+        help="throughput variants: flow,client,fal,flow-tagged",
     )
     p.add_argument("--memory-rows", type=int, help="rows of the memory scenario (20)")
     p.add_argument("--video-mb", type=float, help="size of the memory scenario's videos (50)")

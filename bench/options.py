@@ -20,8 +20,8 @@ ALL_SCENARIOS = ("throughput", "memory", "transfer", "scale")
 THROUGHPUT_VARIANTS = ("flow", "client", "fal")
 """The three ways of doing the same work: our batch flow, our client alone, fal-client."""
 
-EXPERIMENTS = ("flow-cached-tls", "flow-untagged")
-"""Extra throughput variants that measure a proposed fix (see ``bench.variants``)."""
+EXPERIMENTS = ("flow-tagged",)
+"""Extra throughput variants that measure a choice of ours (see ``bench.variants``)."""
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ def summarise(raw: Path, top: int = 150) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Profile a variant and write its summary."""
     p = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__)
-    p.add_argument("variant", choices=("flow", "flow-cached-tls", "flow-untagged", "client", "fal"))
+    p.add_argument("variant", choices=("flow", "flow-tagged", "client", "fal"))
     p.add_argument("--rows", type=int, default=200)
     p.add_argument("--rate", type=int, default=50, help="samples per second")
     p.add_argument("--out", type=Path, default=BenchOptions().results_dir)

@@ -10,7 +10,6 @@ returns what it did.  Where the queue is comes from the environment
 from __future__ import annotations
 
 import asyncio
-import functools
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -99,7 +98,9 @@ async def run_fal(rows: int, concurrency: int, image: Path, out: Path) -> BatchO
         return await _gather_rows(rows, concurrency, one)
 
 
-async def run_flow(rows: int, concurrency: int, image: Path, out: Path) -> BatchOutcome:
+async def run_flow(
+    rows: int, concurrency: int, image: Path, out: Path, **parameters: Any
+) -> BatchOutcome:
     """Our batch flow on a CSV manifest of ``rows`` rows, ``max_concurrency=concurrency``."""
     from pika_tasks.flows import image_to_video_batch
 
@@ -107,7 +108,7 @@ async def run_flow(rows: int, concurrency: int, image: Path, out: Path) -> Batch
     outcome = BatchOutcome(rows=rows)
     outcome.started = time.monotonic()
     state = await image_to_video_batch(
-        str(manifest), str(out), max_concurrency=concurrency, return_state=True
+        str(manifest), str(out), max_concurrency=concurrency, return_state=True, **parameters
     )
     outcome.ended = time.monotonic()
     result = await state.aresult(raise_on_failure=False)
@@ -119,54 +120,18 @@ async def run_flow(rows: int, concurrency: int, image: Path, out: Path) -> Batch
     return outcome
 
 
-def cache_tls_contexts() -> None:
-    """Build each distinct TLS context once per process instead of once per HTTP client.
+async def run_flow_tagged(rows: int, concurrency: int, image: Path, out: Path) -> BatchOutcome:
+    """The batch flow with its task runs tagged ``fal`` (``task_tags=["fal"]``).
 
-    An experiment, not a fix: it patches httpx in the worker process only, to
-    measure what the batch flow would gain if it stopped paying for a new
-    context (the whole CA bundle parsed again) with every client it opens.
+    Measures what the default (untagged task runs) saves: a tagged task run
+    asks the Prefect API for concurrency slots before it starts.
     """
-    from httpx._transports import default
-
-    original = default.create_ssl_context
-
-    @functools.cache
-    def cached(verify: Any = True, cert: Any = None, trust_env: bool = True) -> Any:
-        return original(verify=verify, cert=cert, trust_env=trust_env)
-
-    default.create_ssl_context = cached
-
-
-async def run_flow_cached_tls(rows: int, concurrency: int, image: Path, out: Path) -> BatchOutcome:
-    """The batch flow with :func:`cache_tls_contexts` applied (an experiment)."""
-    cache_tls_contexts()
-    return await run_flow(rows, concurrency, image, out)
-
-
-def drop_task_tags() -> None:
-    """Run the three tasks without their ``fal`` tag (an experiment, worker process only).
-
-    A task run with tags asks Prefect for concurrency slots before it starts;
-    when no limit exists Prefect remembers that for 5 s only, and the next
-    ask is an API call that every task start in the process queues behind.
-    """
-    from pika_tasks import tasks
-
-    for task in (tasks.submit_image_to_video, tasks.wait_for_completion, tasks.fetch_video):
-        task.tags = set()
-
-
-async def run_flow_untagged(rows: int, concurrency: int, image: Path, out: Path) -> BatchOutcome:
-    """The batch flow with cached TLS contexts and untagged tasks (an experiment)."""
-    cache_tls_contexts()
-    drop_task_tags()
-    return await run_flow(rows, concurrency, image, out)
+    return await run_flow(rows, concurrency, image, out, task_tags=["fal"])
 
 
 RUNNERS: dict[str, Callable[[int, int, Path, Path], Awaitable[BatchOutcome]]] = {
     "flow": run_flow,
-    "flow-cached-tls": run_flow_cached_tls,
-    "flow-untagged": run_flow_untagged,
+    "flow-tagged": run_flow_tagged,
     "client": run_client,
     "fal": run_fal,
 }

@@ -24,8 +24,7 @@ from typing import Any
 # What each variant imports, loaded before the CPU clock starts.
 _PRELOAD = {
     "flow": ["pika_tasks.flows"],
-    "flow-cached-tls": ["pika_tasks.flows"],
-    "flow-untagged": ["pika_tasks.flows"],
+    "flow-tagged": ["pika_tasks.flows"],
     "client": ["pika_tasks.client"],
     "fal": ["fal_client", "httpx"],
     "transfer": ["pika_tasks.client", "pika_tasks.storage", "s3fs"],

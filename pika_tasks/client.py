@@ -240,7 +240,8 @@ class PikaClient:
             timeout=self._timeout,
             verify=shared_tls_context(),
             # Each waiting job holds one stream open: the caller bounds concurrency.
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=32),
+            # Idle connections are kept for reuse: a new TLS handshake costs ms of CPU.
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=256),
         )
         self._retry = retrying_caller(settings)
         # Results asked for when a wait ended (prefetch_result), by request id.

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -173,7 +174,7 @@ async def wait_for_completion(
     client: PikaClient | None = None,
     prefetch_result: bool = False,
 ) -> QueueStatus:
-    """Wait until the job completes, logging queue positions and runner logs.
+    """Wait until the job completes, logging its progress and the runner's logs.
 
     Listens to fal's status stream and falls back to polling when it drops.
     When ``timeout`` passes (or the task is cancelled) the remote request is
@@ -208,20 +209,18 @@ async def wait_for_completion(
     logger = get_run_logger()
     name = _label(handle, label)
     seen_logs = 0
-    last_status: str | None = None
-    last_position: int | None = None
+    last_step: tuple[str, int | None] | None = None
 
     def report(status: QueueStatus) -> None:
-        nonlocal seen_logs, last_status, last_position
-        if status.status != last_status:
-            # One line per step; the final one is logged below, with its metrics.
-            if status.status != "COMPLETED":
-                logger.info("%s: %s", name, _describe_status(status))
-            last_status, last_position = status.status, status.queue_position
-        elif status.queue_position != last_position:
-            # A long queue moves every time a job ahead finishes: the UI shows steps only.
-            logger.debug("%s: %s", name, _describe_status(status))
-            last_position = status.queue_position
+        nonlocal seen_logs, last_step
+        step = (status.status, status.queue_position)
+        if step != last_step and status.status != "COMPLETED":
+            # The start of processing is news for the run's log; queue positions go
+            # to DEBUG (the submit logged the first, and a long queue moves whenever
+            # a job ahead ends); the completion is logged below, with its metrics.
+            level = logging.INFO if status.status == "IN_PROGRESS" else logging.DEBUG
+            logger.log(level, "%s: %s", name, _describe_status(status))
+        last_step = step
         logs = status.logs if isinstance(status.logs, list) else []
         for entry in logs[seen_logs:]:
             logger.info("%s: runner: %s", name, entry.get("message", entry))
