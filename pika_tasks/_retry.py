@@ -11,12 +11,16 @@ is worth retrying and *how long* fal asked us to wait:
   ``retry_after`` so the caller (e.g. a Prefect task retry) can reschedule.
 - :func:`retrying_caller` scales the backoff to the client's settings: the
   first wait is ``poll_interval`` (plus up to as much jitter), doubling up to
-  ``max_poll_interval``, for at most ``max_retries`` retries.
+  ``max_poll_interval``, for at most ``max_retries`` retries.  It logs each
+  retry as it is decided, and the last failure of a call that had no attempt
+  left as giving up, never as a retry that will not come.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from typing import ParamSpec, TypeVar
 
 import stamina
 
@@ -25,31 +29,90 @@ from pika_tasks.settings import PikaSettings
 
 logger = logging.getLogger("pika_tasks.client")
 
+P = ParamSpec("P")
+T = TypeVar("T")
+
 MAX_RETRY_AFTER = 60.0
 """The longest ``Retry-After`` (seconds) the client waits out by itself."""
 
 
 def backoff_hook(error: Exception) -> bool | float:
-    """stamina's ``on=`` hook: False to give up, True or a delay in seconds to retry."""
+    """stamina's ``on=`` decision: False to give up, True or a delay in seconds to retry.
+
+    Decides only; :class:`RetryingCaller` logs what is done, since only it
+    knows whether an attempt is left.
+    """
     if not is_transient(error):
         return False
     retry_after: float | None = getattr(error, "retry_after", None)
     if retry_after is None:
-        logger.debug("retrying after %s", error)
         return True
     if retry_after > MAX_RETRY_AFTER:
         return False
-    logger.debug("retrying in %.2fs as asked (Retry-After): %s", retry_after, error)
     return float(retry_after)
 
 
-def retrying_caller(settings: PikaSettings) -> stamina.BoundAsyncRetryingCaller:
+class _CallDecisions:
+    """:func:`backoff_hook` for one call, counting its failures to tell the last one.
+
+    stamina calls the hook before it checks whether an attempt is left, so the
+    hook itself must know.  (Under ``stamina.set_testing``, which caps attempts
+    behind our back, the last failure may still be logged as a retry.)
+    """
+
+    def __init__(self, attempts: int) -> None:
+        self.attempts = attempts
+        self.failures = 0
+
+    def __call__(self, error: Exception) -> bool | float:
+        self.failures += 1
+        decision = backoff_hook(error)
+        if decision is False:
+            return False
+        if self.failures >= self.attempts:
+            # stamina would stop here anyway: say so rather than announce a retry.
+            logger.debug("giving up after %s: %s", _attempts(self.failures), error)
+            return False
+        left = _attempts(self.attempts - self.failures)
+        if decision is True:
+            logger.debug("retrying (%s left) after %s", left, error)
+        else:
+            logger.debug(
+                "retrying in %.2fs as asked (Retry-After, %s left): %s", decision, left, error
+            )
+        return decision
+
+
+def _attempts(count: int) -> str:
+    """``1 attempt``, ``2 attempts``."""
+    return f"{count} attempt" if count == 1 else f"{count} attempts"
+
+
+class RetryingCaller:
+    """Calls an async callable, retrying its transient failures as the settings say.
+
+    ``await caller(fn, *args, **kwargs)`` returns what ``fn`` returns, or raises
+    its last error.  Each call counts its own attempts, so one caller serves
+    many concurrent calls.
+    """
+
+    def __init__(self, settings: PikaSettings) -> None:
+        self.attempts = settings.max_retries + 1
+        self._stamina = stamina.AsyncRetryingCaller(
+            attempts=self.attempts,
+            timeout=None,
+            wait_initial=settings.poll_interval,
+            wait_max=settings.max_poll_interval,
+            wait_jitter=settings.poll_interval,
+        )
+
+    async def __call__(
+        self, callable_: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        decisions = _CallDecisions(self.attempts)
+        return await self._stamina(decisions, callable_, *args, **kwargs)
+
+
+def retrying_caller(settings: PikaSettings) -> RetryingCaller:
     """An async caller that retries transient failures as ``settings`` say."""
-    caller = stamina.AsyncRetryingCaller(
-        attempts=settings.max_retries + 1,
-        timeout=None,
-        wait_initial=settings.poll_interval,
-        wait_max=settings.max_poll_interval,
-        wait_jitter=settings.poll_interval,
-    )
-    return caller.on(backoff_hook)
+    return RetryingCaller(settings)

@@ -24,20 +24,31 @@ URI or upload) and refuses it if its SHA-256 changed in between.  Pass
 ``keep_data=True`` to keep them on the check (never serialised or pickled)
 when resolving right after inspecting.
 
-Private addresses: http(s) images are fetched only from public addresses.
-Every address the host resolves to, and every redirect hop, is checked;
+Private addresses: images are fetched only from public addresses, over every
+protocol whose URL names a network host: http(s), and fsspec's ``ftp``,
+``sftp``, ``ssh``, ``smb``, ``hdfs``, ``webhdfs`` and any other protocol not
+known to name something else (each part of a chained URL is checked).  Every
+address the host resolves to, and every redirect hop of http(s), is checked;
 loopback, private, link-local (cloud metadata), shared, multicast and
-reserved ranges are refused.  Set ``ImageLimits(allow_private_addresses=True)``
-for images served on a private network or on 127.0.0.1 (tests, the local
-emulator).  The check resolves the host before httpx connects, so a DNS
-server that answers differently a moment later is not caught; run workers
-behind an egress firewall where that matters.
+reserved ranges are refused, however the address is written (``2130706433``,
+``127.1``, ``[::ffff:127.0.0.1]``, ``user@host``; fsspec splits chained URLs
+at ``::``, so a store URL with such an IPv6 host is refused as invalid before
+anything is opened).  Object stores (``s3``,
+``gs``, ``az``, ``abfs``...), whose URL names a bucket or container, and
+``file``, ``memory`` and ``data`` URLs name no host and are not checked; nor
+are hosts given in ``storage_options`` (the operator's choice, not the
+manifest's).  Set ``ImageLimits(allow_private_addresses=True)`` for images
+served on a private network or on 127.0.0.1 (tests, the local emulator).  The
+check resolves the host before the connection is made, so a DNS server that
+answers differently a moment later is not caught; run workers behind an
+egress firewall where that matters.
 
 Errors::
 
     PikaError
     └── ImageError                 the image cannot be used (reason in the message)
-        └── ImageUnavailableError  network trouble or a 429/5xx: worth retrying
+        └── ImageUnavailableError  network trouble, a 429/5xx, or a store's own error
+                                   (an FTP server's refusal...): worth retrying
                                    (also a TransportError, so is_transient() says so)
 
 Example:
@@ -100,6 +111,60 @@ Uploader = Callable[[bytes, str, str], Awaitable[str]]
 """``upload(data, content_type, file_name) -> url``: puts bytes where fal can fetch them."""
 
 _HTTP_RE = re.compile(r"^https?://", re.IGNORECASE)
+_URL_WITH_USER_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")
+
+# fsspec protocols whose URL does not name a network host, so that the part after
+# "//" is not checked as one: local and in-process data, object stores and hosted
+# services (a bucket, container or repository; the endpoint comes from the
+# options), and wrappers (caches, archives) whose target is the next URL of a
+# chain, which is checked in its turn.  Every other protocol fsspec knows
+# (ftp, sftp, ssh, smb, hdfs, webhdfs, root, webdav...) is taken to name a host:
+# a protocol installed later is checked rather than trusted.
+_HOSTLESS_PROTOCOLS = frozenset(
+    {
+        "file",
+        "local",
+        "memory",
+        "data",
+        "asynclocal",
+        "s3",
+        "s3a",
+        "gs",
+        "gcs",
+        "az",
+        "abfs",
+        "abfss",
+        "adl",
+        "oci",
+        "ocilake",
+        "oss",
+        "tos",
+        "tosfs",
+        "hf",
+        "github",
+        "gist",
+        "git",
+        "gdrive",
+        "dropbox",
+        "box",
+        "dbfs",
+        "lakefs",
+        "wandb",
+        "dvc",
+        "zip",
+        "tar",
+        "libarchive",
+        "reference",
+        "simplecache",
+        "filecache",
+        "blockcache",
+        "cached",
+        "dir",
+        "generic",
+        "async_wrapper",
+        "asyncwrapper",
+    }
+)
 _CHAINED_HTTP_RE = re.compile(r"(^|::)https?://", re.IGNORECASE)
 _FILE_NAME_DROP_RE = re.compile(r"[^A-Za-z0-9._-]+")
 _EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp", "GIF": "gif", "BMP": "bmp"}
@@ -157,8 +222,9 @@ class ImageLimits(BaseModel):
         formats: accepted formats, as Pillow names them.
         decode: decode every pixel, which also catches truncated JPEGs
             (``Image.verify`` alone does not); costs some CPU, in a thread.
-        allow_private_addresses: fetch http(s) images from loopback, private
-            and link-local addresses too (off by default; see the module docs).
+        allow_private_addresses: fetch images from loopback, private and
+            link-local addresses too, over http(s) and every other protocol
+            whose URL names a host (off by default; see the module docs).
         timeout_seconds: deadline for fetching one image, connect to last byte.
         max_redirects: redirects followed (each one checked) for http(s) images.
 
@@ -349,7 +415,8 @@ async def inspect_image(
 
     Raises:
         ImageError: not found, not an image, too large or small, refused address...
-        ImageUnavailableError: a network failure worth retrying.
+        ImageUnavailableError: a network failure worth retrying, or any other
+            error of the image's store (e.g. an FTP server's reply).
 
     Example:
         >>> import asyncio
@@ -363,6 +430,8 @@ async def inspect_image(
             if _HTTP_RE.match(image):
                 data = await _fetch_http(image, limits)
             else:
+                if not limits.allow_private_addresses:
+                    await _check_store_hosts(image)
                 data = await asyncio.to_thread(
                     _read_store, image, storage_options or {}, limits.max_bytes
                 )
@@ -485,6 +554,9 @@ def _url_to_fs(image: str, options: dict[str, Any]) -> tuple[Any, str]:
         fs, path = fsspec.core.url_to_fs(image, **options)
     except (ValueError, ImportError, TypeError) as error:
         raise ImageError(image, f"cannot open its file system: {error}") from error
+    except Exception as error:
+        # Some file systems connect as they are made (ftp, sftp): the server's refusal.
+        raise _store_error(image, error) from error
     return fs, str(path)
 
 
@@ -507,11 +579,19 @@ def _read_store(image: str, options: dict[str, Any], max_bytes: int) -> bytes:
         raise ImageError(image, "is a folder, not a file") from error
     except PermissionError as error:
         raise ImageError(image, f"permission denied: {error}") from error
-    except (OSError, TimeoutError) as error:
-        raise ImageUnavailableError(image, f"cannot be read: {error}") from error
+    except Exception as error:
+        # OSError and timeouts, but also a store's own errors (ftplib's replies,
+        # a back-end's client errors), which are not OSErrors.
+        raise _store_error(image, error) from error
     if len(data) > max_bytes:
         raise _TooLargeError(image, f"is larger than the limit of {max_bytes} bytes")
     return data
+
+
+def _store_error(image: str, error: Exception) -> ImageUnavailableError:
+    """A store's failure to read ``image``, as this module's transient error naming it."""
+    detail = str(error).strip() or type(error).__name__
+    return ImageUnavailableError(image, f"cannot be read: {detail}")
 
 
 def _reread(check: ImageCheck, options: dict[str, Any]) -> bytes:
@@ -548,6 +628,51 @@ def _upload_name(image: str, format_name: str) -> str:
     stem = base.rsplit(".", 1)[0] if "." in base else base
     stem = _FILE_NAME_DROP_RE.sub("-", stem).strip("-.")[:100] or "image"
     return f"{stem}.{_EXTENSIONS.get(format_name, format_name.lower())}"
+
+
+# --------------------------------------------------------------------------- hosts
+
+
+def _store_hosts(image: str) -> list[tuple[str, int]]:
+    """The network hosts (with ports, 0 when none) that the parts of a store URL name.
+
+    Both the standard parse of the URL and fsspec's own (which most network
+    file systems use to pick the host they connect to) are taken, so that the
+    two cannot disagree about where a connection goes.
+    """
+    found: list[tuple[str, int]] = []
+    for part in image.split("::"):
+        protocol = fsspec.core.split_protocol(part)[0]
+        if (
+            protocol is None
+            or protocol in _HOSTLESS_PROTOCOLS
+            # Refused outright when the store is opened (see _url_to_fs).
+            or protocol in ("http", "https")
+            # fsspec refuses protocols it does not know: nothing would be opened.
+            or protocol not in fsspec.available_protocols()
+        ):
+            continue
+        try:
+            parts = urlsplit(part)
+            port = parts.port or 0
+        except ValueError as error:
+            raise ImageError(image, f"invalid URL: {error}") from error
+        hosts = [parts.hostname or ""]
+        inferred = str(fsspec.utils.infer_storage_options(part).get("host") or "")
+        if inferred.startswith("[") and inferred.endswith("]"):
+            inferred = inferred[1:-1]
+        hosts.append(inferred)
+        named = list(dict.fromkeys(host for host in hosts if host))
+        if parts.netloc and not named:
+            raise ImageError(image, f"its {protocol}:// URL names no host")
+        found.extend((host, port) for host in named)
+    return found
+
+
+async def _check_store_hosts(image: str) -> None:
+    """Refuse a store URL that names a private, loopback or link-local host."""
+    for host, port in _store_hosts(image):
+        await _check_public(image, host, port)
 
 
 # --------------------------------------------------------------------------- http(s)
@@ -635,7 +760,11 @@ async def _read_limited(url: str, response: httpx.Response, max_bytes: int) -> b
 
 
 def _display(image: str) -> str:
-    """``image`` fit for messages and logs: no query string or credentials on URLs."""
+    """``image`` fit for messages and logs: no query string or credentials on URLs.
+
+    http(s) URLs lose their query string and user info; the URLs of other protocols
+    that name a host (``ftp://user:pw@host/a.png``, in any part of a chain) their user info.
+    """
     if _HTTP_RE.match(image):
         parts = urlsplit(image)
         host = parts.hostname or ""
@@ -644,4 +773,11 @@ def _display(image: str) -> str:
         if parts.port:
             host = f"{host}:{parts.port}"
         return urlunsplit((parts.scheme, host, parts.path, "", ""))
-    return image
+    return "::".join(_without_user_info(part) for part in image.split("::"))
+
+
+def _without_user_info(url: str) -> str:
+    """``url`` without ``user:password@`` when its protocol names a host."""
+    if fsspec.core.split_protocol(url)[0] in _HOSTLESS_PROTOCOLS:
+        return url
+    return _URL_WITH_USER_RE.sub(r"\1", url)

@@ -423,7 +423,8 @@ async def image_to_video_batch(
         output_storage_options: fsspec options for ``output`` (default: ``storage_options``).
         fail_on_partial: end Failed when any row failed (the report is written first).
         wait_timeout: seconds to wait for one job before cancelling it.
-        allow_private_image_urls: let http(s) images on private addresses be fetched.
+        allow_private_image_urls: let images on private addresses be fetched (http(s),
+            ftp, sftp, webhdfs and every other protocol whose URL names a host).
         resubmit_unknown: submit again rows whose earlier submit may have reached fal
             without its answer being recorded (this may pay for a second video).
         credentials: a :class:`FalCredentials` block; else ``FAL_KEY`` from the environment.

@@ -6,8 +6,14 @@ accepted when it
 
 * has 1 to :data:`MAX_ID_LENGTH` (128) characters,
 * uses only ``A-Z a-z 0-9 . _ -`` (no ``/``, ``\\``, ``:``, spaces, control
-  or non-ASCII characters: so no paths, no URL schemes, no ``..`` tricks), and
-* does not start with ``.`` (no ``.``, ``..`` or hidden files).
+  or non-ASCII characters: so no paths, no URL schemes, no ``..`` tricks),
+* does not start with ``.`` (no ``.``, ``..`` or hidden files),
+* does not end with ``.`` (Windows drops trailing dots and spaces from file
+  names, so ``clip.`` and ``clip`` would be the same file there), and
+* is not a name Windows reserves for a device: ``CON``, ``PRN``, ``AUX``,
+  ``NUL``, ``COM0`` to ``COM9`` or ``LPT0`` to ``LPT9``, in any case, alone or
+  before a dot (``nul.mp4`` and ``Com1.final`` are reserved too).  Writing
+  ``{output}/NUL.mp4`` on Windows writes to the null device, and the video is lost.
 
 Two ids that differ only in case are treated as the same id by the manifest
 reader, because they would overwrite each other on a case-insensitive file
@@ -25,6 +31,8 @@ Example:
     'clip-001'
     >>> is_safe_id("../etc/passwd"), is_safe_id("s3://bucket/x"), is_safe_id(".hidden")
     (False, False, False)
+    >>> is_safe_id("CON"), is_safe_id("lpt1.final"), is_safe_id("clip."), is_safe_id("console")
+    (False, False, False, True)
     >>> auto_id("imgs/Beach Sunset.png", "waves roll in", "", "720p", 5, None)
     'Beach-Sunset-ad66b792c7'
 """
@@ -41,7 +49,18 @@ MAX_ID_LENGTH = 128
 ID_ALPHABET = "A-Z a-z 0-9 . _ -"
 """The characters an id may use, as shown in error messages."""
 
+WINDOWS_RESERVED_NAMES = frozenset(
+    {"CON", "PRN", "AUX", "NUL"}
+    | {f"COM{digit}" for digit in range(10)}
+    | {f"LPT{digit}" for digit in range(10)}
+)
+"""Device names Windows reserves, whatever the case and extension (``nul.mp4`` too).
+
+COM0 and LPT0 are in Microsoft's current list of reserved names beside COM1-9 and LPT1-9.
+"""
+
 _ID_RE = re.compile(r"[A-Za-z0-9._-]+")
+_TRAILING_RULE = "ids may not end with a dot or a space (Windows drops them from file names)"
 _SLUG_DROP_RE = re.compile(r"[^A-Za-z0-9_-]+")
 _SLUG_MAX = 48
 _HASH_CHARS = 10
@@ -60,6 +79,9 @@ def id_problem(value: str) -> str | None:
         return "is empty"
     if len(value) > MAX_ID_LENGTH:
         return f"is {len(value)} characters long; ids may have at most {MAX_ID_LENGTH}"
+    if value.endswith(" "):
+        # Before the alphabet check, so that the message says why a space there matters.
+        return f"{_quote(value)} ends with a space; {_TRAILING_RULE}"
     if not _ID_RE.fullmatch(value):
         bad = next(ch for ch in value if not _ID_RE.fullmatch(ch))
         return (
@@ -68,6 +90,16 @@ def id_problem(value: str) -> str | None:
         )
     if value.startswith("."):
         return f"{_quote(value)} starts with '.'; ids may not start with a dot"
+    if value.endswith("."):
+        return f"{_quote(value)} ends with '.'; {_TRAILING_RULE}"
+    device = value.split(".", 1)[0]
+    if device.upper() in WINDOWS_RESERVED_NAMES:
+        where = "is" if device == value else f"starts with {_quote(device)},"
+        return (
+            f"{_quote(value)} {where} a device name Windows reserves; ids may not be "
+            "CON, PRN, AUX, NUL, COM0-COM9 or LPT0-LPT9, in any case, with or without "
+            "an extension"
+        )
     return None
 
 
@@ -107,6 +139,10 @@ def auto_id(
     digits of the SHA-256 of the image *as written in the manifest* and the
     final prompt, negative prompt, resolution, duration and seed.  Moving a
     manifest together with its relatively-addressed images keeps the ids.
+
+    Such an id is always safe: the slug has no dots, so the whole id is its
+    name; it holds a ``-``, so it is never a Windows device name (``CON`` or
+    ``nul.png`` give ``CON-<hash>`` and ``nul-<hash>``); and it ends with a hex digit.
 
     Example:
         >>> auto_id("a.png", "p", "", "720p", 5, None) == auto_id("a.png", "p", "", "720p", 5, None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ftplib
 import hashlib
 import json
 import pickle
@@ -380,3 +381,217 @@ def images_route(
 ) -> dict[str, Any]:
     """A route of the ``http_server`` fixture."""
     return {"body": body, "status": status, "headers": headers or {}, "stall": stall}
+
+
+# --------------------------------------------------------------------------- other protocols
+
+NETWORK_PROTOCOLS = ["ftp", "sftp", "ssh", "smb", "hdfs", "webhdfs", "root"]
+
+# Loopback, private and link-local hosts, plainly and in disguise.
+PRIVATE_HOSTS = [
+    "127.0.0.1",
+    "localhost",
+    "10.0.0.1",
+    "192.168.1.20",
+    "169.254.169.254",
+    "100.64.0.1",
+    "0.0.0.0",
+    "2130706433",
+    "127.1",
+    "0x7f.1",
+    "user:password@127.0.0.1",
+    "example.com@127.0.0.1",
+    "[0:0:0:0:0:ffff:7f00:1]",
+    "[0:0:0:0:0:0:0:1]",
+]
+
+
+@pytest.fixture
+def nothing_is_opened(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Fail the test if the image's store is opened; returns the images it was asked for."""
+    opened: list[str] = []
+
+    def read_store(image: str, options: dict[str, Any], max_bytes: int) -> bytes:
+        opened.append(image)
+        raise AssertionError(f"{image} was opened")
+
+    monkeypatch.setattr(images, "_read_store", read_store)
+    return opened
+
+
+@pytest.mark.parametrize("host", PRIVATE_HOSTS)
+@pytest.mark.parametrize("protocol", NETWORK_PROTOCOLS)
+async def test_private_hosts_are_refused_over_every_network_protocol(
+    protocol: str, host: str, nothing_is_opened: list[str]
+) -> None:
+    image = f"{protocol}://{host}:2121/a.png"
+
+    with pytest.raises(ImageError, match="private, loopback or link-local") as caught:
+        await inspect_image(image)
+
+    assert not isinstance(caught.value, ImageUnavailableError)
+    assert "allow_private_addresses=True" in str(caught.value)
+    assert "password" not in str(caught.value)  # user info is never shown
+    assert nothing_is_opened == []
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "simplecache::ftp://127.0.0.1/a.png",
+        "zip://a.png::sftp://10.1.2.3/images.zip",
+        "blockcache::webhdfs://localhost:9870/a.png",
+        "filecache::smb://169.254.169.254/share/a.png",
+    ],
+)
+async def test_every_part_of_a_chained_url_is_checked(
+    image: str, nothing_is_opened: list[str]
+) -> None:
+    with pytest.raises(ImageError, match="private, loopback or link-local"):
+        await inspect_image(image)
+    assert nothing_is_opened == []
+
+
+@pytest.mark.parametrize("image", ["ftp://[::1]/a.png", "sftp://[::ffff:127.0.0.1]:22/a.png"])
+async def test_short_ipv6_hosts_are_refused_before_opening_anything(
+    image: str, nothing_is_opened: list[str]
+) -> None:
+    # fsspec splits chained URLs at "::", so such a URL cannot be opened as written.
+    with pytest.raises(ImageError, match="invalid URL"):
+        await inspect_image(image)
+    assert nothing_is_opened == []
+
+
+async def test_a_host_name_is_checked_by_every_address_it_resolves_to(
+    monkeypatch: pytest.MonkeyPatch, nothing_is_opened: list[str]
+) -> None:
+    async def resolve(host: str, port: int) -> list[str]:
+        return {"files.internal": ["93.184.216.34", "10.9.8.7"]}[host]
+
+    monkeypatch.setattr(images, "_resolve_addresses", resolve)
+
+    with pytest.raises(ImageError, match=r"host 'files\.internal' resolves to 10\.9\.8\.7"):
+        await inspect_image("sftp://files.internal/photos/a.png")
+    assert nothing_is_opened == []
+
+
+async def test_a_public_host_is_read(monkeypatch: pytest.MonkeyPatch, png: bytes) -> None:
+    resolved: list[tuple[str, int]] = []
+    opened: list[str] = []
+
+    async def resolve(host: str, port: int) -> list[str]:
+        resolved.append((host, port))
+        return ["93.184.216.34"]
+
+    def read_store(image: str, options: dict[str, Any], max_bytes: int) -> bytes:
+        opened.append(image)
+        return png
+
+    monkeypatch.setattr(images, "_resolve_addresses", resolve)
+    monkeypatch.setattr(images, "_read_store", read_store)
+
+    check = await inspect_image("ftp://anonymous@files.example.com:2121/a.png")
+
+    assert check.format == "PNG"
+    assert resolved == [("files.example.com", 2121)]
+    assert opened == ["ftp://anonymous@files.example.com:2121/a.png"]
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "s3://10.0.0.1/a.png",  # a bucket, not a host
+        "gs://127.0.0.1/a.png",
+        "az://localhost/a.png",
+        "abfs://169.254.169.254/a.png",
+        "memory://127.0.0.1/a.png",
+        "file:///tmp/127.0.0.1/a.png",
+    ],
+)
+async def test_urls_that_name_no_host_are_not_checked(
+    image: str, monkeypatch: pytest.MonkeyPatch, png: bytes
+) -> None:
+    async def resolve(host: str, port: int) -> list[str]:
+        raise AssertionError(f"{host} was resolved")
+
+    monkeypatch.setattr(images, "_resolve_addresses", resolve)
+    monkeypatch.setattr(images, "_read_store", lambda image, options, max_bytes: png)
+
+    assert (await inspect_image(image)).format == "PNG"
+
+
+async def test_memory_image_under_a_loopback_looking_name_is_read(png: bytes) -> None:
+    fsspec.filesystem("memory").pipe("memory://127.0.0.1/frame.png", png)
+    try:
+        check = await inspect_image("memory://127.0.0.1/frame.png")
+    finally:
+        fsspec.filesystem("memory").rm("memory://127.0.0.1/frame.png")
+    assert check.size_bytes == len(png)
+
+
+async def test_loopback_ftp_image_is_refused_without_a_connection(ftp_banner: Any) -> None:
+    with pytest.raises(ImageError, match="private, loopback or link-local"):
+        await inspect_image(f"ftp://127.0.0.1:{ftp_banner.port}/a.png")
+    assert ftp_banner.connections == []
+
+
+# --------------------------------------------------------------------------- store errors
+
+
+async def test_an_ftp_servers_refusal_is_an_unavailable_image_naming_it(ftp_banner: Any) -> None:
+    image = f"ftp://reader:hunter2@127.0.0.1:{ftp_banner.port}/frames/a.png"
+
+    with pytest.raises(ImageUnavailableError) as caught:
+        await inspect_image(image, limits=LOOPBACK_OK)
+
+    message = str(caught.value)
+    assert message.startswith(f"ftp://127.0.0.1:{ftp_banner.port}/frames/a.png: cannot be read: ")
+    assert "421 Service not available" in message
+    assert "hunter2" not in message and "hunter2" not in repr(caught.value.__dict__)
+    assert is_transient(caught.value)
+    assert len(ftp_banner.connections) == 1
+
+
+@pytest.mark.parametrize("step", ["info", "cat_file"])
+@pytest.mark.parametrize(
+    "error",
+    [
+        ftplib.error_perm("550 Permission denied."),
+        ftplib.error_reply("226 Unexpected reply"),
+        RuntimeError("the back-end's client broke"),
+        KeyError("size"),
+    ],
+    ids=["ftp-550", "ftp-reply", "runtime", "key"],
+)
+async def test_store_errors_that_are_not_oserrors_name_the_image(
+    step: str, error: Exception, monkeypatch: pytest.MonkeyPatch, png: bytes
+) -> None:
+    fs = fsspec.filesystem("memory")
+    fs.pipe("memory://broken-store/a.png", png)
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise error
+
+    monkeypatch.setattr(type(fs), step, broken)
+    try:
+        with pytest.raises(ImageUnavailableError) as caught:
+            await inspect_image("memory://broken-store/a.png")
+    finally:
+        monkeypatch.undo()
+        fs.rm("memory://broken-store/a.png")
+
+    assert str(caught.value).startswith("memory://broken-store/a.png: cannot be read: ")
+    assert caught.value.__cause__ is error
+    assert isinstance(caught.value, PikaError)
+
+
+async def test_a_file_system_that_fails_as_it_is_made_names_the_image(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def url_to_fs(url: str, **options: Any) -> Any:
+        raise ftplib.error_temp("421 Too many users")
+
+    monkeypatch.setattr(fsspec.core, "url_to_fs", url_to_fs)
+
+    with pytest.raises(ImageUnavailableError, match=r"^memory://x/a\.png: cannot be read: 421"):
+        await inspect_image("memory://x/a.png")

@@ -77,6 +77,35 @@ ESCAPING_IDS = (
 )
 """Ids that name files outside the output folder, hidden files, or are unsafe as names."""
 
+WINDOWS_DEVICES = frozenset(
+    {"CON", "PRN", "AUX", "NUL"} | {f"{port}{n}" for port in ("COM", "LPT") for n in range(10)}
+)
+"""Names Windows gives to devices: ``{output}/NUL.mp4`` there is the null device."""
+
+WINDOWS_UNSAFE_IDS = (
+    "CON",
+    "con",
+    "Nul",
+    "aux.mp4",
+    "PRN.final",
+    "COM1",
+    "com9.v2",
+    "LPT1",
+    "lpt0.x.y",
+    "clip.",
+    "a..",
+    "ok.b.",
+)
+"""Ids that are file names nowhere but on Windows: device names and trailing dots."""
+
+HOSTILE_IDS = ESCAPING_IDS + WINDOWS_UNSAFE_IDS
+"""Every id the reader must refuse."""
+
+
+def windows_safe(row_id: str) -> bool:
+    """``{id}.mp4`` is an ordinary file on Windows too (no device name, no trailing dot)."""
+    return row_id.split(".")[0].upper() not in WINDOWS_DEVICES and not row_id.endswith(".")
+
 
 @dataclass
 class Row:
@@ -125,12 +154,14 @@ def _values(name: str, text_only: bool) -> tuple[st.SearchStrategy[Any], st.Sear
     """(accepted values, refused values) of one column; JSON types only outside CSV."""
     missing = st.sampled_from((*MISSING, ABSENT))
     if name == "id":
-        safe = st.from_regex(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,20}", fullmatch=True)
+        safe = st.from_regex(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,20}", fullmatch=True).filter(
+            windows_safe
+        )
         pool = st.sampled_from(["dup", "DUP", "Dup", "clip-1", "CLIP-1"])
         good = st.one_of(
             safe, pool, safe.map(lambda value: f"  {value} "), st.just("y" * 128), missing
         )
-        bad: list[Any] = list(ESCAPING_IDS)
+        bad: list[Any] = list(HOSTILE_IDS)
         if not text_only:
             good = st.one_of(good, st.integers(0, 10_000))
             bad += [True, 1.5, [], {"id": "x"}, "a\x00b"]

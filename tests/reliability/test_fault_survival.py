@@ -58,14 +58,16 @@ async def task_retries(flow_run_id: Any) -> int:
     return sum(max(0, run.run_count - 1) for run in runs)
 
 
-def client_recoveries(caplog: pytest.LogCaptureFixture) -> tuple[int, int]:
-    """(retries of a call, status streams given up for polling) the client logged."""
+def client_recoveries(caplog: pytest.LogCaptureFixture) -> tuple[int, int, int]:
+    """What the client logged: (retries of a call, calls given up with no attempt left,
+    status streams left for polling)."""
     messages = [
         record.getMessage() for record in caplog.records if record.name == "pika_tasks.client"
     ]
     retries = sum(message.startswith("retrying") for message in messages)
+    gave_up = sum(message.startswith("giving up") for message in messages)
     fallbacks = sum("status stream failed" in message for message in messages)
-    return retries, fallbacks
+    return retries, gave_up, fallbacks
 
 
 async def test_transient_faults_on_every_route_are_all_survived(
@@ -97,23 +99,25 @@ async def test_transient_faults_on_every_route_are_all_survived(
     http_faults = faults.get("http_5xx", 0) + faults.get("http_429", 0)
     injected = sum(faults.values())
     # Each answer replaced by a 503 or 429 and each cut download met one recovery
-    # decision of the client: retry the call (the retry hook is consulted, and
-    # logs, for every failed attempt), or leave the status stream for polling.
-    # Calls whose retries all failed were retried once more by Prefect's task
-    # retries; a job whose runner failed went back to the queue and completed.
-    retries, fallbacks = client_recoveries(caplog)
+    # decision of the client, logged for every failed attempt: retry the call, give
+    # it up when no attempt is left (Prefect's task retry then runs it again), or
+    # leave the status stream for polling.  A job whose runner failed went back to
+    # the queue and completed.
+    retries, gave_up, fallbacks = client_recoveries(caplog)
     rescheduled = await task_retries(state.state_details.flow_run_id)
     requeued = faults.get("runner_failure", 0)
-    survived = retries + fallbacks + requeued
+    survived = retries + gave_up + fallbacks + requeued
     print(
         f"\nfaults injected: {injected} {faults}; faults survived: {survived} "
-        f"(client retry decisions {retries}, status streams left for polling {fallbacks}, "
-        f"jobs re-queued {requeued}; task retries {rescheduled}); "
-        f"rows: {len(lines)}; rows lost: {len(lost)}"
+        f"(client retries {retries}, calls given up then retried as a task {gave_up}, "
+        f"status streams left for polling {fallbacks}, jobs re-queued {requeued}; "
+        f"task retries {rescheduled}); rows: {len(lines)}; rows lost: {len(lost)}"
     )
     assert set(faults) >= {"http_5xx", "http_429", "drop_download", "runner_failure"}
-    assert http_faults + faults["drop_download"] == retries + fallbacks
+    assert http_faults + faults["drop_download"] == retries + gave_up + fallbacks
     assert survived == injected
+    # No row was lost, so every call the client gave up was run again by Prefect.
+    assert gave_up <= rescheduled
     # Each job was paid once: a refused submit is not a queued one.
     assert stats["submissions"] == len(ids)
     assert stats["succeeded"] == len(ids)

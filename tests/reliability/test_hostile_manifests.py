@@ -6,9 +6,9 @@ Two levels:
 * the manifest reader alone, on many generated CSV, JSON Lines and JSON manifests
   (pure and fast: hundreds of examples);
 * the batch flow, on a few generated manifests whose rows also point at images that
-  are missing, not images, huge, or on private addresses over http: the output
-  folder ends up holding exactly the good rows' files, nothing else on disk changes,
-  and no private address is ever fetched.
+  are missing, not images, huge, or on private addresses over http, ftp, webhdfs,
+  sftp or smb: the output folder ends up holding exactly the good rows' files,
+  nothing else on disk changes, and no private address is ever contacted.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from typing import Any
 import fsspec
 import pytest
 from helpers import png_bytes
-from hostile_rows import ESCAPING_IDS, EXTRA_NAMES, Row, render, rows
+from hostile_rows import EXTRA_NAMES, HOSTILE_IDS, Row, render, rows, windows_safe
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from reliability_support import (
@@ -127,7 +127,7 @@ def _check_accepted(parsed: ManifestRow, row: Row, csv_columns: list[str] | None
     cells = row.cells
     if row.explicit_id is not None:
         assert parsed.id == row.explicit_id
-    assert is_safe_id(parsed.id) and _stays_inside(parsed.id)
+    assert is_safe_id(parsed.id) and _stays_inside(parsed.id) and windows_safe(parsed.id)
     assert parsed.prompt == cells["prompt"].strip()
     negative = cells.get("negative_prompt")
     assert parsed.negative_prompt == (negative.strip() if isinstance(negative, str) else "")
@@ -198,10 +198,10 @@ def test_every_hostile_row_gets_one_error_naming_its_row_and_field(
         _check_refused(error, item)
 
 
-@given(ids=st.lists(st.sampled_from(ESCAPING_IDS), min_size=1, max_size=6))
+@given(ids=st.lists(st.sampled_from(HOSTILE_IDS), min_size=1, max_size=6))
 @settings(max_examples=60, deadline=None)
-def test_escaping_ids_are_refused_in_every_format(ids: list[str]) -> None:
-    """Ids aiming outside the output are refused in CSV and JSON Lines alike."""
+def test_escaping_and_reserved_ids_are_refused_in_every_format(ids: list[str]) -> None:
+    """Ids aiming outside the output, or at a Windows device, are refused in CSV and JSON Lines."""
     for fmt in ("csv", "jsonl"):
         generated = [
             Row(cells={"id": row_id, "image": "a.png", "prompt": "p"}, bad={"id"}) for row_id in ids
@@ -213,6 +213,8 @@ def test_escaping_ids_are_refused_in_every_format(ids: list[str]) -> None:
         fsspec.filesystem("memory").rm(url)
         assert manifest.rows == []
         assert [error.field for error in manifest.errors] == ["id"] * len(ids)
+        for number, error in zip(rendered.numbers, manifest.errors, strict=True):
+            assert str(error).startswith(f"row {number}, field 'id': ")
 
 
 @pytest.mark.parametrize("size", [131_073, 5_000_000])
@@ -270,12 +272,24 @@ def test_a_deeply_nested_json_array_is_a_manifest_error() -> None:
 
 
 class _ImageHost:
-    """A loopback http server with one valid image: any request to it is a failure here."""
+    """A loopback http server with one valid image: any connection to it is a failure here.
+
+    ``hits`` records every connection (whatever protocol the client meant to
+    speak: an FTP or SFTP client connects, then waits for a greeting) and
+    every GET.
+    """
 
     def __init__(self) -> None:
         self.hits: list[str] = []
         hits = self.hits
         body = png_bytes()
+
+        class Server(http.server.ThreadingHTTPServer):
+            daemon_threads = True
+
+            def verify_request(self, request: Any, client_address: Any) -> bool:
+                hits.append(f"connection from {client_address[0]}")
+                return True
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
@@ -289,7 +303,7 @@ class _ImageHost:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -352,6 +366,9 @@ def _hostile_rows(port: int) -> dict[str, tuple[dict[str, Any], str]]:
         "escape-id-win": ({"id": "..\\..\\x", "image": image, "prompt": "p"}, "id"),
         "escape-id-url": ({"id": "file:///etc/x", "image": image, "prompt": "p"}, "id"),
         "hidden-id": ({"id": ".bashrc", "image": image, "prompt": "p"}, "id"),
+        "device-id": ({"id": "NUL", "image": image, "prompt": "p"}, "id"),
+        "device-id-ext": ({"id": "com1.final", "image": image, "prompt": "p"}, "id"),
+        "trailing-dot-id": ({"id": "clip.", "image": image, "prompt": "p"}, "id"),
         "missing-image-cell": ({"image": "", "prompt": "p"}, "image"),
         "image-not-found": ({"image": "images/nowhere.png", "prompt": "p"}, "image"),
         "image-not-an-image": ({"image": "images/notes.png", "prompt": "p"}, "image"),
@@ -375,6 +392,17 @@ def _hostile_rows(port: int) -> dict[str, tuple[dict[str, Any], str]]:
             {"image": f"http://example.com@127.0.0.1:{port}/a.png", "prompt": "p"},
             "image",
         ),
+        "ftp-loopback": ({"image": f"ftp://127.0.0.1:{port}/a.png", "prompt": "p"}, "image"),
+        "ftp-cached": (
+            {"image": f"simplecache::ftp://user:pw@127.1:{port}/a.png", "prompt": "p"},
+            "image",
+        ),
+        "webhdfs-localhost": (
+            {"image": f"webhdfs://localhost:{port}/a.png", "prompt": "p"},
+            "image",
+        ),
+        "sftp-decimal": ({"image": f"sftp://2130706433:{port}/a.png", "prompt": "p"}, "image"),
+        "smb-private": ({"image": "smb://10.20.30.40/share/a.png", "prompt": "p"}, "image"),
         "empty-prompt": ({"image": image, "prompt": "   "}, "prompt"),
         "huge-prompt": ({"image": image, "prompt": "z" * 100_000}, "prompt"),
         "bad-resolution": ({"image": image, "prompt": "p", "resolution": "8k"}, "resolution"),
@@ -535,49 +563,66 @@ def test_every_kind_of_hostile_row_fails_alone(
     run_and_check(_Plan(fmt, rows_), image_host)
 
 
-_OTHER_PROTOCOLS = (
-    "pika_tasks.images refuses private addresses only for http(s) URLs: other fsspec "
-    "network file systems (ftp://, webhdfs://, ...) are opened without the check, so a "
-    "manifest row can make the worker connect to any host on its network (and for "
-    "ftp:// inspect_image raises ftplib's own error, not an ImageError)"
-)
+# Loopback, written plainly and in disguise, as a manifest row might write it.
+_LOOPBACK_FORMS = ("127.0.0.1", "localhost", "2130706433", "127.1", "user:pw@127.0.0.1")
 
 
-@pytest.mark.xfail(strict=True, reason=_OTHER_PROTOCOLS)
-@pytest.mark.parametrize("protocol", ["ftp", "webhdfs"])
+@pytest.mark.parametrize("host", _LOOPBACK_FORMS)
+@pytest.mark.parametrize("protocol", ["ftp", "webhdfs", "sftp", "ssh", "smb", "hdfs"])
 async def test_images_over_other_network_protocols_are_not_fetched_from_private_hosts(
-    protocol: str,
+    protocol: str, host: str
 ) -> None:
     """A private address is refused before any connection, whatever the protocol."""
     raised: BaseException | None = None
     with banner_port() as (port, hits):
         try:
-            await inspect_image(f"{protocol}://127.0.0.1:{port}/a.png")
+            await inspect_image(f"{protocol}://{host}:{port}/a.png")
         except Exception as error:
             raised = error
     assert hits == [], f"{protocol}:// connected to 127.0.0.1"
     assert isinstance(raised, ImageError), raised
+    assert "private, loopback or link-local address" in str(raised)
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.parametrize("private_allowed", [False, True], ids=["refused", "allowed-but-failing"])
 def test_an_ftp_image_that_fails_fails_only_its_row(
-    fast_queue: EmulatorServer, tmp_path: Path
+    private_allowed: bool, fast_queue: EmulatorServer, tmp_path: Path
 ) -> None:
-    """A row whose ftp:// image cannot be read fails alone; the good row is generated."""
-    with banner_port() as (port, _):
+    """A row whose ftp:// image is on loopback fails alone, the good row is generated.
+
+    By default the FTP server is never contacted; when private addresses are
+    allowed, its refusal (an ftplib error, not an OSError) fails the row with a
+    message naming the image.
+    """
+    with banner_port() as (port, hits):
+        image = f"ftp://127.0.0.1:{port}/a.png"
         plan = _Plan(
             "csv",
             [
                 ({"id": "good-0", "image": "images/good0.png", "prompt": "zoom in"}, None),
-                ({"id": "ftp", "image": f"ftp://127.0.0.1:{port}/a.png", "prompt": "p"}, "image"),
+                ({"id": "ftp", "image": image, "prompt": "p"}, "image"),
             ],
         )
         _fill_images(tmp_path)
         manifest = _write_manifest(tmp_path, plan)
-        _, result = asyncio.run(run_batch(str(manifest), str(tmp_path / "out")))
+        _, result = asyncio.run(
+            run_batch(
+                str(manifest),
+                str(tmp_path / "out"),
+                fail_on_partial=False,
+                allow_private_image_urls=private_allowed,
+            )
+        )
     lines = report_lines(result.report_url)
     assert [line["status"] for line in lines] == ["succeeded", "failed"]
-    assert lines[1]["error"].startswith("row 2, field 'image': ")
+    error = lines[1]["error"]
+    if private_allowed:
+        assert error.startswith(f"row 2, field 'image': {image}: cannot be read: 421 "), error
+        assert len(hits) == 1
+    else:
+        assert error.startswith(f"row 2, field 'image': {image}: host '127.0.0.1' resolves to ")
+        assert hits == []
 
 
 @pytest.mark.timeout(150)

@@ -34,7 +34,7 @@ from reliability_support import (
 )
 
 from pika_tasks import PikaClient, RequestHandle, fetch_video
-from pika_tasks.errors import SubmitOutcomeUnknownError, TransportError
+from pika_tasks.errors import DownloadTimeoutError, SubmitOutcomeUnknownError, TransportError
 from pika_tasks.images import ImageError, ImageLimits, ImageUnavailableError, inspect_image
 from pika_tasks.manifest import MAX_PROMPT_CHARS, read_manifest
 from pika_tasks.settings import PikaSettings
@@ -272,8 +272,8 @@ async def test_a_silent_status_stream_falls_back_to_polling_within_its_idle_time
 @pytest.mark.usefixtures("prefect_harness")
 @pytest.mark.timeout(60)
 async def test_a_trickling_download_is_bounded_by_the_tasks_timeout(tmp_path: Path) -> None:
-    # One byte every 50 ms never trips the 0.3 s read timeout: a download has no
-    # deadline of its own, so the task's timeout_seconds is what bounds it.
+    # One byte every 50 ms never trips the 0.3 s read timeout; the task's
+    # timeout_seconds stops it long before download_timeout (900 s by default).
     """A video sent a byte at a time is stopped by fetch_video's timeout_seconds."""
     destination = tmp_path / "video.mp4"
     async with dripping_server(size=100_000, every=0.05) as server:
@@ -294,5 +294,36 @@ async def test_a_trickling_download_is_bounded_by_the_tasks_timeout(tmp_path: Pa
     with pytest.raises(TimeoutError):
         await state.aresult()
     assert seconds < 1.5 + 5.0
+    assert not destination.exists()
+    assert not [path for path in tmp_path.iterdir() if TEMP_MARKER in path.name]
+
+
+@pytest.mark.usefixtures("prefect_harness")
+@pytest.mark.timeout(60)
+async def test_a_trickling_download_is_bounded_by_the_download_timeout(tmp_path: Path) -> None:
+    """A video sent a byte at a time is stopped at the client's ``download_timeout``,
+    with no task timeout set, and leaves no file behind."""
+    destination = tmp_path / "video.mp4"
+    async with dripping_server(size=100_000, every=0.05) as server:
+        handle = handle_at(server.url).model_copy(update={"response_url": f"{server.url}/result"})
+        once = fetch_video.with_options(retries=0)
+
+        @flow(name="limits-download-deadline")
+        async def fetch(settings_url: str) -> Any:
+            settings = PikaSettings(
+                fal_key=SecretStr(KEY),
+                queue_url=settings_url,
+                read_timeout=0.3,
+                download_timeout=1.0,
+            )
+            return await once(handle, str(destination), settings=settings)
+
+        started = time.monotonic()
+        state = await fetch(server.url, return_state=True)
+        seconds = time.monotonic() - started
+    assert state.is_failed()
+    with pytest.raises(DownloadTimeoutError):
+        await state.aresult()
+    assert 1.0 <= seconds < 1.0 + 5.0
     assert not destination.exists()
     assert not [path for path in tmp_path.iterdir() if TEMP_MARKER in path.name]
