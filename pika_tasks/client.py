@@ -246,6 +246,8 @@ class PikaClient:
         self._retry = retrying_caller(settings)
         # Results asked for when a wait ended (prefetch_result), by request id.
         self._prefetched: dict[str, asyncio.Future[ImageToVideoOutput]] = {}
+        # Cancels on their way to fal, which closing the client waits for.
+        self._cancels: set[asyncio.Future[CancelResponse]] = set()
 
     @property
     def settings(self) -> PikaSettings:
@@ -278,6 +280,12 @@ class PikaClient:
         for pending in self._prefetched.values():
             pending.cancel()
         self._prefetched.clear()
+        if self._cancels:
+            # Shielded: a client closed while its task is being cancelled still lets
+            # the cancels it was asked for reach fal.
+            await asyncio.shield(
+                asyncio.wait(set(self._cancels), timeout=self._settings.read_timeout)
+            )
         if self._owns_http:
             await self._http.aclose()
 
@@ -653,8 +661,15 @@ class PikaClient:
         finish (and be billed).  ``status`` of the answer is
         ``CANCELLATION_REQUESTED``, ``ALREADY_COMPLETED`` or ``NOT_FOUND``:
         none of them raises.
+
+        Once asked, the cancel goes out even if the caller is cancelled
+        meanwhile (a job nobody waits for is still billed), and :meth:`aclose`
+        waits for it, up to the read timeout.
         """
-        return await self._retry(self._cancel_once, handle)
+        sending = asyncio.ensure_future(self._retry(self._cancel_once, handle))
+        self._cancels.add(sending)
+        sending.add_done_callback(self._cancels.discard)
+        return await asyncio.shield(sending)
 
     async def _cancel_once(self, handle: RequestHandle) -> CancelResponse:
         response = await self._send("PUT", handle.cancel_url, handle.request_id, check=False)

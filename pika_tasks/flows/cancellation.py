@@ -14,7 +14,6 @@ next run re-attaches to them instead.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,16 +23,42 @@ from prefect.logging import get_logger
 
 from pika_tasks.client import PikaClient
 from pika_tasks.credentials import FalCredentials
+from pika_tasks.errors import PikaError
 from pika_tasks.records import OutputLocation, RowOutcome, RowRecord
+from pika_tasks.settings import PikaSettings
 
 logger = get_logger("pika_tasks.cancellation")
 
 
-def _client(parameters: dict[str, Any]) -> PikaClient:
-    credentials = parameters.get("credentials")
+def _run_environment(flow_run: FlowRun) -> dict[str, str]:
+    """The ``env`` the run's deployment gave its process (job variables), if any."""
+    env = (flow_run.job_variables or {}).get("env")
+    return (
+        {str(k): str(v) for k, v in env.items() if v is not None} if isinstance(env, dict) else {}
+    )
+
+
+def settings_for_run(flow_run: FlowRun) -> PikaSettings:
+    """The settings the run's own process had: this process's, overlaid with the
+    run's job-variable ``env`` (where deployments set e.g. ``PIKA_QUEUE_URL``).
+
+    The hook may run in the worker rather than the run's process; without the
+    run's queue URL its client would not even send the key to the run's queue.
+    """
+    env = _run_environment(flow_run)
+    overrides: dict[str, Any] = {}
+    for name in PikaSettings.model_fields:
+        variable = "FAL_KEY" if name == "fal_key" else f"PIKA_{name.upper()}"
+        if variable in env:
+            overrides[name] = env[variable]
+    return PikaSettings(**overrides)
+
+
+def _client(flow_run: FlowRun) -> PikaClient:
+    credentials = dict(flow_run.parameters).get("credentials")
     if isinstance(credentials, FalCredentials):
         return credentials.get_client()
-    return PikaClient()
+    return PikaClient(settings_for_run(flow_run))
 
 
 def _outcome(record: RowRecord) -> RowOutcome:
@@ -67,11 +92,13 @@ async def cancel_remote_requests(
     logger.info(
         "run %s ended %s: cancelling %d requests at fal", flow_run.name, state.name, len(pending)
     )
-    async with _client(parameters) as client:
+    async with _client(flow_run) as client:
         for record in pending:
             assert record.request is not None
-            with contextlib.suppress(Exception):  # best effort: record it either way
+            try:
                 await client.cancel(record.request)
+            except PikaError as error:  # best effort: the row is recorded cancelled either way
+                logger.warning("%s: could not cancel request: %s", record.id, error)
             cancelled = record.model_copy(
                 update={
                     "state": "cancelled",

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
@@ -74,6 +74,7 @@ from pika_tasks.tasks import fetch_video, open_client, submit_image_to_video, wa
 
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
 
 
 class BatchResult(BaseModel):
@@ -150,6 +151,18 @@ class _Batch:
         self.submit = _run_task(submit_image_to_video, self.task_retries, self.task_tags)
         self.wait = _run_task(wait_for_completion, self.task_retries, self.task_tags)
         self.fetch = _run_task(fetch_video, self.task_retries, self.task_tags)
+
+
+async def _all_of(coroutines: Iterable[Coroutine[Any, Any, T]]) -> list[T]:
+    """Run them concurrently and return their results in order.
+
+    A task group, not ``gather``: when the run is cancelled, it returns only
+    once every row has unwound, so the cancels the rows send to fal go out
+    before the run's shared client is closed.
+    """
+    async with asyncio.TaskGroup() as group:
+        tasks = [group.create_task(coroutine) for coroutine in coroutines]
+    return [task.result() for task in tasks]
 
 
 def _row_fingerprint(row: ManifestRow, check: ImageCheck, endpoint_id: str) -> str:
@@ -567,7 +580,7 @@ async def _run_batch(batch: _Batch, inputs: _RunInputs) -> State[BatchResult]:
         stale_partials, batch.out.url, batch.out.storage_options
     )
     plans: list[_PlannedRow] = []
-    for planned in await asyncio.gather(*(plan(row) for row in parsed.rows)):
+    for planned in await _all_of(plan(row) for row in parsed.rows):
         if isinstance(planned, RowOutcome):
             logger.error("%s", planned.error)
             outcomes.append(finished(planned))
@@ -619,7 +632,7 @@ async def _run_batch(batch: _Batch, inputs: _RunInputs) -> State[BatchResult]:
         return finished(result)
 
     if refusal is None:
-        outcomes.extend(await asyncio.gather(*(generate(p) for p in plans)))
+        outcomes.extend(await _all_of(generate(p) for p in plans))
     else:
         outcomes.extend(finished(_refused(p, refusal)) for p in plans)
     outcomes.sort(key=lambda o: o.row_number)

@@ -182,3 +182,19 @@ async def test_a_prefetched_result_is_asked_for_once(emu_client: EmuClient) -> N
     assert requests_of(emu)["result"] == 1
     assert (await client.result(handle)) == output
     assert requests_of(emu)["result"] == 2
+
+
+async def test_a_cancel_goes_out_even_when_its_caller_is_cancelled(emu_client: EmuClient) -> None:
+    import asyncio
+    import contextlib
+
+    emu, client = emu_client(job_seconds=30)
+    handle = await client.submit(ARGS)
+    caller = asyncio.create_task(client.cancel(handle))
+    await asyncio.sleep(0)  # one turn of the loop: the cancel has been asked for
+    caller.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await caller
+    await client.aclose()  # waits for the cancel on its way
+    assert requests_of(emu)["cancel"] == 1
+    assert emu.stats()["cancellations"] == 1

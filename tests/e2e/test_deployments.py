@@ -140,9 +140,12 @@ def test_cancelling_a_run_cancels_its_remote_requests(
     stack.cli("flow-run", "cancel", run_id)
     assert wait_for_state(stack, run_id, limit=120) == "CANCELLED"
 
-    wait_until(
-        lambda: emu.stats()["cancellations"] >= LIMIT, "cancel calls at the emulator", limit=30
-    )
+    try:
+        wait_until(
+            lambda: emu.stats()["cancellations"] >= LIMIT, "cancel calls at the emulator", limit=30
+        )
+    except AssertionError:
+        raise AssertionError(f"{emu.stats()}\n{stack.tail(200)}") from None
     records = {row_id: location.load(row_id) for row_id in submitted}
     assert {r.state for r in records.values() if r} == {"cancelled"}
     report = location.reports()[-1]
@@ -171,6 +174,8 @@ def test_scheduled_inbox_processes_new_manifests_once(
         d for d in stack.api("POST", "/deployments/filter", json={}) if d["name"] == "inbox"
     )
     assert deployment["schedules"], "the inbox deployment has a cron schedule"
+    # A scheduled run may start beside the manual ones below: they queue, one at a time.
+    assert deployment["global_concurrency_limit"]["limit"] == 1
 
     first = run_deployment(stack, "image-to-video-inbox/inbox")
     assert wait_for_state(stack, first) == "COMPLETED", stack.tail()
