@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
@@ -75,6 +75,7 @@ from pika_tasks.tasks import fetch_video, open_client, submit_image_to_video, wa
 P = ParamSpec("P")
 R = TypeVar("R")
 T = TypeVar("T")
+X = TypeVar("X")
 
 
 class BatchResult(BaseModel):
@@ -153,16 +154,28 @@ class _Batch:
         self.fetch = _run_task(fetch_video, self.task_retries, self.task_tags)
 
 
-async def _all_of(coroutines: Iterable[Coroutine[Any, Any, T]]) -> list[T]:
-    """Run them concurrently and return their results in order.
+async def _map_bounded(
+    work: Callable[[X], Awaitable[T]], items: Sequence[X], limit: int
+) -> list[T]:
+    """``work`` over ``items``, at most ``limit`` at a time; the results in order.
 
-    A task group, not ``gather``: when the run is cancelled, it returns only
-    once every row has unwound, so the cancels the rows send to fal go out
-    before the run's shared client is closed.
+    ``limit`` workers take the items in turn, rather than one task per item
+    waiting for its turn, so memory does not grow with a manifest's rows.
+    They run in a task group, not ``gather``: when the run is cancelled, it
+    returns only once every row has unwound, so the cancels that rows send to
+    fal go out before the run's shared client is closed.
     """
+    results: list[Any] = [None] * len(items)
+    turns = iter(range(len(items)))  # shared: each item is taken by one worker
+
+    async def worker() -> None:
+        for index in turns:
+            results[index] = await work(items[index])
+
     async with asyncio.TaskGroup() as group:
-        tasks = [group.create_task(coroutine) for coroutine in coroutines]
-    return [task.result() for task in tasks]
+        for _ in range(min(max(1, limit), len(items))):
+            group.create_task(worker())
+    return results
 
 
 def _row_fingerprint(row: ManifestRow, check: ImageCheck, endpoint_id: str) -> str:
@@ -569,18 +582,15 @@ async def _run_batch(batch: _Batch, inputs: _RunInputs) -> State[BatchResult]:
     for invalid in outcomes:
         finished(invalid)
 
-    gate = asyncio.Semaphore(max(1, inputs.max_concurrency))
-
     async def plan(row: ManifestRow) -> _PlannedRow | RowOutcome:
-        async with gate:
-            return await _plan_row(row, batch, inputs.limits)
+        return await _plan_row(row, batch, inputs.limits)
 
     # One listing of the output folder, not one per row (that grows with the square).
     batch.stale_partials = await asyncio.to_thread(
         stale_partials, batch.out.url, batch.out.storage_options
     )
     plans: list[_PlannedRow] = []
-    for planned in await _all_of(plan(row) for row in parsed.rows):
+    for planned in await _map_bounded(plan, parsed.rows, inputs.max_concurrency):
         if isinstance(planned, RowOutcome):
             logger.error("%s", planned.error)
             outcomes.append(finished(planned))
@@ -632,7 +642,7 @@ async def _run_batch(batch: _Batch, inputs: _RunInputs) -> State[BatchResult]:
         return finished(result)
 
     if refusal is None:
-        outcomes.extend(await _all_of(generate(p) for p in plans))
+        outcomes.extend(await _map_bounded(generate, plans, batch.slots.local_limit))
     else:
         outcomes.extend(finished(_refused(p, refusal)) for p in plans)
     outcomes.sort(key=lambda o: o.row_number)
