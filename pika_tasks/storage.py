@@ -51,28 +51,14 @@ def temporary_name(path: str) -> str:
     return posixpath.join(folder, f".{name}{TEMP_MARKER}{uuid.uuid4().hex[:12]}")
 
 
-def remove_partials(url: str, storage_options: dict[str, Any] | None = None) -> int:
-    """Delete temporaries that an interrupted write of ``url`` left behind; return how many.
-
-    A process killed mid-write (SIGKILL) cannot clean up after itself, so the
-    next writer of the same path does.
-    """
-    fs, path = filesystem(url, storage_options)
-    pattern = temporary_name(path).rsplit(TEMP_MARKER, 1)[0] + TEMP_MARKER + "*"
-    stale = fs.glob(pattern)
-    for name in stale:
-        with contextlib.suppress(FileNotFoundError):
-            fs.rm(name)
-    return len(stale)
-
-
 def stale_partials(
     folder: str, storage_options: dict[str, Any] | None = None
 ) -> dict[str, list[str]]:
     """Temporaries in ``folder`` left by interrupted writes, by the name each was writing.
 
-    One listing answers for every file in the folder, where
-    :func:`remove_partials` lists the folder once per file (quadratic over a batch).
+    A process killed mid-write (SIGKILL) cannot clean up after itself, so the
+    next writer of the same path does; one listing answers for every file in
+    the folder (a listing per file would grow with the square of a batch).
 
     >>> from pika_tasks.storage import temporary_name, write_bytes_atomic
     >>> write_bytes_atomic("memory://stale/" + temporary_name("a.mp4"), b"half")
@@ -114,14 +100,14 @@ def remove_files(
 _DIRECT_WRITE_PROTOCOLS = frozenset({"s3", "s3a"})
 
 
-def _writes_directly(fs: Any) -> bool:
-    protocols = fs.protocol if isinstance(fs.protocol, tuple | list) else (fs.protocol,)
-    return any(protocol in _DIRECT_WRITE_PROTOCOLS for protocol in protocols)
+# Writes there only copy into the page cache (or a dict): cheaper than a thread hop.
+_IN_PLACE_PROTOCOLS = frozenset({"file", "local", "memory"})
 
 
-def _is_local(fs: Any) -> bool:
-    protocols = fs.protocol if isinstance(fs.protocol, tuple | list) else (fs.protocol,)
-    return any(protocol in ("file", "local", "memory") for protocol in protocols)
+def _speaks(fs: Any, protocols: frozenset[str]) -> bool:
+    """True when the filesystem answers to one of ``protocols`` (fsspec gives one or a tuple)."""
+    names = fs.protocol if isinstance(fs.protocol, tuple | list) else (fs.protocol,)
+    return any(name in protocols for name in names)
 
 
 class _AtomicTarget:
@@ -129,7 +115,7 @@ class _AtomicTarget:
 
     def __init__(self, url: str, storage_options: dict[str, Any] | None) -> None:
         self.fs, self.path = filesystem(url, storage_options)
-        self.direct = _writes_directly(self.fs)
+        self.direct = _speaks(self.fs, _DIRECT_WRITE_PROTOCOLS)
         self.temp: str | None = None
         self.handle: Any = None
 
@@ -229,7 +215,7 @@ async def atomic_writer_async(
     target = _AtomicTarget(url, storage_options)
     try:
         handle = await asyncio.to_thread(target.open)
-        yield AsyncSink(handle, in_place=_is_local(target.fs))
+        yield AsyncSink(handle, in_place=_speaks(target.fs, _IN_PLACE_PROTOCOLS))
         await asyncio.to_thread(target.commit)
     except BaseException:
         # Shielded: a cancelled fetch must still take its partial upload away.

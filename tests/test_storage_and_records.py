@@ -16,7 +16,6 @@ from pika_tasks.storage import (
     atomic_writer_async,
     read_bytes,
     remove_files,
-    remove_partials,
     stale_partials,
     write_bytes_atomic,
 )
@@ -142,19 +141,6 @@ def test_decide(
     record: RowRecord | None, fingerprint: str, video_exists: bool, expected: Action
 ) -> None:
     assert decide(record, fingerprint, video_exists) is expected
-
-
-def test_remove_partials_deletes_only_that_paths_leftovers(
-    location: tuple[str, dict[str, Any]],
-) -> None:
-    base, options = location
-    write_bytes_atomic(f"{base}/keep.mp4", b"k", options)
-    fs, path = fsspec.core.url_to_fs(base, **options)
-    fs.pipe(f"{path}/.v.mp4{TEMP_MARKER}aaaa", b"half")
-    fs.pipe(f"{path}/.v.mp4{TEMP_MARKER}bbbb", b"half")
-    fs.pipe(f"{path}/.w.mp4{TEMP_MARKER}cccc", b"other row")
-    assert remove_partials(f"{base}/v.mp4", options) == 2
-    assert sorted(_names(base, options)) == sorted(["keep.mp4", f".w.mp4{TEMP_MARKER}cccc"])
 
 
 async def test_async_atomic_write_lands_whole(location: tuple[str, dict[str, Any]]) -> None:
