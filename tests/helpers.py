@@ -60,3 +60,30 @@ def write_manifest(folder: Path, rows: list[str], header: str = "id,image,prompt
     manifest = folder / "manifest.csv"
     manifest.write_text("\n".join([header, *rows]) + "\n")
     return manifest
+
+
+async def settled_task_runs(
+    flow_run_id: Any, settled: Any, *, timeout: float = 30.0, interval: float = 0.05
+) -> list[Any]:
+    """The flow run's task runs from the Prefect API, once ``settled(runs)`` holds.
+
+    The server records task runs from events, after the run has returned (a
+    custom run name, for one, arrives as a rename): read them until they have
+    settled, or until ``timeout`` passes, then return what was read last for the
+    caller to assert on.
+    """
+    import asyncio
+    import time
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    deadline = time.monotonic() + timeout
+    async with get_client() as api:
+        while True:
+            runs = await api.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+            )
+            if settled(runs) or time.monotonic() > deadline:
+                return list(runs)
+            await asyncio.sleep(interval)

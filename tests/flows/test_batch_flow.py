@@ -12,7 +12,7 @@ import fsspec
 import httpx
 import pytest
 from flow_support import KEY, point_at
-from helpers import png_bytes, probe_video, write_manifest
+from helpers import png_bytes, probe_video, settled_task_runs, write_manifest
 from prefect.client.orchestration import get_client
 
 from pika_tasks.flows import BatchResult, image_to_video_batch
@@ -216,19 +216,16 @@ async def test_key_never_reaches_the_outputs(queue: Any, tmp_path: Path) -> None
 
 
 async def test_task_runs_are_untagged_unless_tags_are_asked_for(queue: Any, tmp_path: Path) -> None:
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-
     manifest = write_manifest(tmp_path, ["a,images/0.png,zoom in"])
     plain, _ = await run(str(manifest), str(tmp_path / "plain"))
     tagged, _ = await run(str(manifest), str(tmp_path / "tagged"), task_tags=["fal", "media"])
 
     async def tags_of(state: Any) -> dict[str, set[str]]:
-        async with get_client() as client:
-            runs = await client.read_task_runs(
-                flow_run_filter=FlowRunFilter(
-                    id=FlowRunFilterId(any_=[state.state_details.flow_run_id])
-                )
-            )
+        # Settled once the three runs carry their custom names (a rename after creation).
+        runs = await settled_task_runs(
+            state.state_details.flow_run_id,
+            lambda found: {run.name for run in found} == {"submit a", "wait a", "fetch a"},
+        )
         return {run.name: set(run.tags) for run in runs}
 
     assert await tags_of(plain) == {"submit a": set(), "wait a": set(), "fetch a": set()}

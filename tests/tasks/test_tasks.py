@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import png_bytes, probe_video
+from helpers import png_bytes, probe_video, settled_task_runs
 from prefect import flow
 
 from pika_tasks import (
@@ -214,8 +214,6 @@ async def test_tasks_share_an_open_client_and_are_named_after_the_request(
     emulator: Any, tmp_path: Path
 ) -> None:
     import httpx
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
     from pika_tasks import PikaClient
 
@@ -249,10 +247,8 @@ async def test_tasks_share_an_open_client_and_are_named_after_the_request(
     finally:
         await client.aclose()
         await http.aclose()
-    async with get_client() as api:
-        runs = await api.read_task_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id]))
-        )
-    assert sorted(run.name for run in runs) == sorted(
-        ["submit video", f"wait {handle.request_id}", f"fetch {handle.request_id}"]
+    expected = sorted(["submit video", f"wait {handle.request_id}", f"fetch {handle.request_id}"])
+    runs = await settled_task_runs(
+        run_id, lambda found: sorted(run.name for run in found) == expected
     )
+    assert sorted(run.name for run in runs) == expected
