@@ -1,10 +1,11 @@
 """An offline emulator of fal's queue API for Pika 2.2 image-to-video.
 
 A real HTTP server that speaks fal's queue protocol (submit, status,
-status stream, result, cancel, storage upload) and renders real H.264
-videos from the input image with a camera move read from the prompt.  It is
-the test backend of pika-tasks and can be run on its own with
-``pika-tasks emulator``.
+status stream, result, cancel, storage upload, signed webhooks) with the
+headers fal's own clients read, and renders real H.264 videos from the input
+image with a camera move read from the prompt.  Every infrastructure error
+fal documents can be injected (:class:`FaultRule`).  It is the test backend
+of pika-tasks and can be run on its own with ``pika-tasks emulator``.
 
 Example:
     >>> import httpx
@@ -20,6 +21,7 @@ Example:
 
 from pika_tasks.emulator.app import create_app
 from pika_tasks.emulator.config import EmulatorConfig
+from pika_tasks.emulator.rules import FaultRule
 from pika_tasks.emulator.server import EmulatorServer
 
-__all__ = ["EmulatorConfig", "EmulatorServer", "create_app"]
+__all__ = ["EmulatorConfig", "EmulatorServer", "FaultRule", "create_app"]

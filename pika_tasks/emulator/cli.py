@@ -25,6 +25,7 @@ from typing import Annotated
 import typer
 
 from pika_tasks.emulator.config import EmulatorConfig
+from pika_tasks.emulator.rules import FaultRule
 from pika_tasks.emulator.server import EmulatorServer
 
 _FAULTS = "Faults"
@@ -133,6 +134,22 @@ def emulator(
             rich_help_panel=_FAULTS,
         ),
     ] = None,
+    fault: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="ROUTE=FAULT[:N|:all][:queued]",
+            help="Answer ROUTE with FAULT (an error type such as runner_disconnected, "
+            "user_timeout, rate_limited, gateway_502) N times (repeatable).",
+            rich_help_panel=_FAULTS,
+        ),
+    ] = None,
+    webhook_retry_span: Annotated[
+        float,
+        typer.Option(
+            help="Seconds over which 10 webhook retries spread (fal: 7200).",
+            rich_help_panel=_JOBS,
+        ),
+    ] = 7200.0,
     min_video_bytes: Annotated[
         int, typer.Option(help="Pad each MP4 to at least this size.", rich_help_panel=_JOBS)
     ] = 0,
@@ -177,6 +194,8 @@ def emulator(
             min_video_bytes=min_video_bytes,
             keepalive_seconds=keepalive_seconds,
             cancel_running="finish" if cancel_running == "finish" else "stop",
+            faults=tuple(FaultRule.parse(text) for text in fault or ()),
+            webhook_retry_span=webhook_retry_span,
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc

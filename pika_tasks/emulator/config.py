@@ -14,7 +14,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from pika_tasks.emulator.rules import FaultRule
 
 ENDPOINT_ID = "fal-ai/pika/v2.2/image-to-video"
 """The model endpoint the emulator serves (owner/app/path)."""
@@ -54,7 +57,8 @@ class EmulatorConfig:
         job_seconds: how long a job stays IN_PROGRESS (at least as long as
             its video takes to render).
         job_jitter: +- fraction of ``job_seconds``, decided per job from ``seed``.
-        seed: seed of every random decision (jitter, faults, motion).
+        seed: seed of every random decision (jitter, faults, motion) and of the
+            key webhooks are signed with.
         require_key: when set, ``Authorization: Key <it>`` is required (else 401).
         fast: load-test mode: each distinct video is rendered once and reused,
             fetched images are cached, and rendering uses one thread.
@@ -78,6 +82,11 @@ class EmulatorConfig:
         cancel_running: what a runner does when its running job is cancelled:
             ``"stop"`` ends it as a cancelled job at once, ``"finish"`` ignores
             the signal and completes normally (fal allows both).
+        faults: scripted faults armed at start (see :mod:`~pika_tasks.emulator.rules`);
+            more can be added while the server runs (``POST /_emulator/faults``).
+        webhook_retry_span: seconds over which the 10 retries of an undelivered
+            webhook are spread, each wait twice the one before (fal: two hours).
+        webhook_timeout: seconds a webhook receiver has to answer each delivery.
     """
 
     runners: int = 2
@@ -101,6 +110,9 @@ class EmulatorConfig:
     retry_after_seconds: float = 1.0
     cancel_running: CancelRunning = "stop"
     render_threads: int | None = field(default=None)
+    faults: tuple[FaultRule, ...] = ()
+    webhook_retry_span: float = 7200.0
+    webhook_timeout: float = 15.0
 
     def __post_init__(self) -> None:
         if self.runners < 1:
@@ -131,6 +143,9 @@ class EmulatorConfig:
             raise ValueError("cancel_running must be 'stop' or 'finish'")
         if self.render_threads is not None and self.render_threads < 1:
             raise ValueError("render_threads must be at least 1 or None")
+        if self.webhook_retry_span < 0 or self.webhook_timeout <= 0:
+            raise ValueError("webhook_retry_span must be >= 0 and webhook_timeout positive")
+        self._check_faults()
         if self.fault_routes is not None:
             routes = frozenset(_as_iterable(self.fault_routes))
             unknown = routes - ALL_ROUTES
@@ -139,6 +154,17 @@ class EmulatorConfig:
                     f"unknown fault_routes {sorted(unknown)}; known: {sorted(ALL_ROUTES)}"
                 )
             object.__setattr__(self, "fault_routes", routes)
+
+    def _check_faults(self) -> None:
+        # Imported here: the rules module needs this one's route names.
+        from pika_tasks.emulator.rules import FaultRule
+
+        rules = tuple(
+            FaultRule.parse(rule) if isinstance(rule, str) else rule for rule in self.faults
+        )
+        if not all(isinstance(rule, FaultRule) for rule in rules):
+            raise ValueError("faults must be FaultRule objects or 'ROUTE=FAULT' texts")
+        object.__setattr__(self, "faults", rules)
 
     @property
     def faulty_routes(self) -> frozenset[str]:

@@ -29,8 +29,8 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import Coroutine
-from typing import Any, Literal
+from collections.abc import Callable, Coroutine
+from typing import Any, Literal, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import httpx
@@ -43,11 +43,14 @@ from pika_tasks.emulator.images import ImageInputError
 from pika_tasks.emulator.jobs import Job, JobError, JobVideo, SubmitOptions
 from pika_tasks.emulator.producer import RenderedVideo, VideoProducer
 from pika_tasks.emulator.queue import JobQueue
+from pika_tasks.emulator.signing import WebhookSigner
 from pika_tasks.emulator.stats import Stats
-from pika_tasks.emulator.webhooks import send_webhook
+from pika_tasks.emulator.webhooks import deliver_webhook
 from pika_tasks.models import ImageToVideoInput
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 CancelOutcome = Literal["CANCELLATION_REQUESTED", "ALREADY_COMPLETED"]
 
@@ -73,6 +76,7 @@ class Engine:
         self.faults = FaultPlan(config)
         self.files = FileStore()
         self.producer = VideoProducer(config, self.stats)
+        self.signer = WebhookSigner(config.seed)
         self.jobs: dict[str, Job] = {}
         self.closing = False
         self._queue: JobQueue[Job] = JobQueue()
@@ -362,6 +366,8 @@ class Engine:
         """
         job.log("Runner disconnected; the request goes back to the queue.", "WARNING")
         job.state = "IN_QUEUE"
+        # fal tries the request again under a new gateway id (webhooks report the last).
+        job.gateway_request_id = str(uuid.uuid4())
         self._running.discard(job)
         job.notify()
         self._dispatch()
@@ -430,8 +436,17 @@ class Engine:
 
     async def _send_webhook(self, job: Job, url: str) -> None:
         if self._webhook_client is None:
-            self._webhook_client = httpx.AsyncClient(timeout=10.0)
-        if await send_webhook(self._webhook_client, url, job):
+            self._webhook_client = httpx.AsyncClient(timeout=self.config.webhook_timeout)
+        delivered = await deliver_webhook(
+            self._webhook_client,
+            url,
+            job,
+            self.signer,
+            retry_span=self.config.webhook_retry_span,
+            timeout=self.config.webhook_timeout,
+        )
+        self.stats.webhook_retries += len(job.webhook_attempts) - 1
+        if delivered:
             self.stats.webhooks_sent += 1
         else:
             self.stats.webhooks_failed += 1
@@ -494,17 +509,21 @@ class Engine:
 
     def stats_threadsafe(self, timeout: float = 10.0) -> dict[str, Any]:
         """:meth:`stats_snapshot` from any thread."""
+        return self.call_threadsafe(self.stats_snapshot, timeout)
+
+    def call_threadsafe(self, function: Callable[[], T], timeout: float = 10.0) -> T:
+        """Run ``function`` on the engine's loop (directly when none runs); return its value."""
         loop = self._loop
         if loop is None or loop.is_closed() or not loop.is_running():
-            return self.stats_snapshot()
+            return function()
         try:
             current = asyncio.get_running_loop()
         except RuntimeError:
             current = None
         if current is loop:
-            return self.stats_snapshot()
+            return function()
 
-        async def snapshot() -> dict[str, Any]:
-            return self.stats_snapshot()
+        async def call() -> T:
+            return function()
 
-        return asyncio.run_coroutine_threadsafe(snapshot(), loop).result(timeout)
+        return asyncio.run_coroutine_threadsafe(call(), loop).result(timeout)

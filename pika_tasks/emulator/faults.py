@@ -6,6 +6,9 @@ the n-th request for a request id, the submission number of a job, a file
 name and the n-th download of it), so the same seed and the same traffic
 give the same faults whatever the threads and timing do.
 
+The plan also holds the scripted rules (:mod:`~pika_tasks.emulator.rules`),
+which inject exact faults rather than a rate of them.
+
 Example:
     >>> from pika_tasks.emulator.faults import unit_hash
     >>> unit_hash(0, "job_failure", 7) == unit_hash(0, "job_failure", 7)
@@ -22,6 +25,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from pika_tasks.emulator.config import EmulatorConfig
+from pika_tasks.emulator.infra import INFRA_ERRORS, RATE_LIMITED, FaultSpec
+from pika_tasks.emulator.rules import FaultRules
 
 HttpFault = Literal["http_5xx", "http_429"]
 
@@ -37,26 +42,24 @@ def unit_hash(seed: int, kind: str, *key: object) -> float:
 
 @dataclass(frozen=True)
 class InfraFault:
-    """An infrastructure error answer in fal's flat shape."""
+    """An injected infrastructure error: what kind it counts as, and how it answers."""
 
     kind: HttpFault
-    status_code: int
-    detail: str
-    error_type: str
+    spec: FaultSpec
+
+    @property
+    def status_code(self) -> int:
+        """The HTTP status of the answer."""
+        return self.spec.status_code
+
+    @property
+    def error_type(self) -> str | None:
+        """fal's ``error_type`` of the answer."""
+        return self.spec.error_type
 
 
-SERVICE_UNAVAILABLE = InfraFault(
-    kind="http_5xx",
-    status_code=503,
-    detail="No runner could be scheduled for the request, please retry.",
-    error_type="runner_scheduling_failure",
-)
-TOO_MANY_REQUESTS = InfraFault(
-    kind="http_429",
-    status_code=429,
-    detail="Too many requests, please slow down and retry.",
-    error_type="rate_limited",
-)
+SERVICE_UNAVAILABLE = InfraFault(kind="http_5xx", spec=INFRA_ERRORS["runner_scheduling_failure"])
+TOO_MANY_REQUESTS = InfraFault(kind="http_429", spec=RATE_LIMITED)
 
 
 class FaultPlan:
@@ -70,6 +73,7 @@ class FaultPlan:
     def __init__(self, config: EmulatorConfig) -> None:
         self._config = config
         self._seen: Counter[tuple[str, str]] = Counter()
+        self.rules = FaultRules(config.faults)
 
     def _next(self, route: str, subject: str) -> int:
         self._seen[route, subject] += 1

@@ -117,6 +117,9 @@ class Job:
         error: the failure, on error.
         result_expires_at: monotonic time the result expires, or ``None``.
         cancel_requested: a cancel arrived while the job was running.
+        gateway_request_id: the id of the job's last attempt: the request id at
+            first, a new one each time a failed runner sends the job back to the queue.
+        webhook_attempts: each delivery attempt of the webhook, ``{attempt, outcome, at}``.
     """
 
     request_id: str
@@ -136,8 +139,14 @@ class Job:
     result_expires_at: float | None = None
     cancel_requested: bool = False
     inference_time: float | None = None
+    gateway_request_id: str = ""
+    webhook_attempts: list[dict[str, Any]] = field(default_factory=list)
     _changed: asyncio.Event | None = field(default=None, repr=False)
     _cancel: asyncio.Event | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.gateway_request_id:
+            self.gateway_request_id = self.request_id
 
     def log(self, message: str, level: LogLevel = "INFO") -> None:
         """Append a runner log line."""
@@ -213,6 +222,7 @@ class Job:
         """Everything recorded about the job, for ``GET /_emulator/requests/{id}``."""
         return {
             "request_id": self.request_id,
+            "gateway_request_id": self.gateway_request_id,
             "seq": self.seq,
             "status": self.state,
             "attempts": self.attempts,
@@ -229,4 +239,5 @@ class Job:
             "error_type": self.error.error_type if self.error else None,
             "video": self.video.file_name if self.video else None,
             "logs": list(self.logs),
+            "webhook_attempts": list(self.webhook_attempts),
         }

@@ -12,10 +12,10 @@ import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 
-from pika_tasks.emulator.faults import InfraFault
 from pika_tasks.emulator.files import StoredFile
+from pika_tasks.emulator.infra import ERROR_TYPE_HEADER, REQUEST_ID_HEADER, FaultSpec, gateway_page
 
 _RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$")
 _MAX_TEXT = 256
@@ -42,7 +42,7 @@ def fal_error(
     return json_response(
         status_code,
         {"detail": detail, "error_type": error_type},
-        {"X-Fal-Error-Type": error_type, **(headers or {})},
+        {ERROR_TYPE_HEADER: error_type, **(headers or {})},
     )
 
 
@@ -51,10 +51,20 @@ def format_seconds(seconds: float) -> str:
     return str(int(seconds)) if float(seconds).is_integer() else f"{seconds:g}"
 
 
-def fault_response(fault: InfraFault, retry_after: float) -> JSONResponse:
-    """The answer that replaces a request hit by an injected fault."""
-    headers = {"Retry-After": format_seconds(retry_after)} if fault.status_code == 429 else None
-    return fal_error(fault.status_code, fault.detail, fault.error_type, headers)
+def fault_response(spec: FaultSpec, *, request_id: str | None, retry_after: float) -> Response:
+    """The answer that replaces a request hit by an injected fault.
+
+    fal's own errors carry its headers (``X-Fal-Error-Type``, the request id,
+    ``Retry-After`` on a 429); a gateway page carries none of them.
+    """
+    if spec.error_type is None:
+        return HTMLResponse(gateway_page(spec.status_code, spec.detail), spec.status_code)
+    headers = dict(spec.headers)
+    if spec.status_code == 429:
+        headers["Retry-After"] = format_seconds(retry_after)
+    if request_id is not None:
+        headers[REQUEST_ID_HEADER] = request_id
+    return fal_error(spec.status_code, spec.detail, spec.error_type, headers)
 
 
 def _shorten(value: Any) -> Any:

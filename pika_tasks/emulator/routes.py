@@ -1,14 +1,19 @@
 """The HTTP routes: fal's queue API, its storage upload API, files, and ``/_emulator``.
 
 Every queue and storage route counts its requests, checks the key (when one
-is required) and may be replaced by an injected 503/429 before it runs.
+is required) and may be replaced by an injected fault (a scripted rule, or a
+503/429 at the configured rates) before it runs.  Every answer of a queue
+route names its request in ``x-fal-request-id``.
 
 Example:
     >>> from pika_tasks.emulator.config import EmulatorConfig
     >>> from pika_tasks.emulator.engine import Engine
     >>> from pika_tasks.emulator.routes import build_routes
-    >>> sorted({route.path for route in build_routes(Engine(EmulatorConfig()))})[:2]
-    ['/', '/_emulator/requests/{request_id}']
+    >>> paths = {route.path for route in build_routes(Engine(EmulatorConfig()))}
+    >>> sorted(path.split("/")[2] for path in paths if path.startswith("/_emulator"))
+    ['faults', 'requests', 'reset', 'stats']
+    >>> "/.well-known/jwks.json" in paths
+    True
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import asyncio
 import json
 import secrets
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
@@ -26,8 +32,9 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from pika_tasks.emulator.config import APP_PREFIX, ENDPOINT_ID, FILE_ROUTE
+from pika_tasks.emulator.config import APP_PREFIX, ENDPOINT_ID, FILE_ROUTE, QUEUE_ROUTES
 from pika_tasks.emulator.engine import Engine
+from pika_tasks.emulator.infra import REQUEST_ID_HEADER
 from pika_tasks.emulator.jobs import Job, RequestUrls
 from pika_tasks.emulator.options import OptionError, parse_submit_options
 from pika_tasks.emulator.responses import (
@@ -37,6 +44,8 @@ from pika_tasks.emulator.responses import (
     json_response,
     validation_error,
 )
+from pika_tasks.emulator.rules import FaultRule
+from pika_tasks.emulator.signing import JWKS_PATH
 from pika_tasks.models import ImageToVideoInput
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -74,18 +83,33 @@ class QueueApi:
     def guarded(
         self, route: str, handler: Handler, *, auth: bool, subject: str | None = None
     ) -> Handler:
-        """Wrap ``handler``: count it, check the key, maybe inject a fault.
+        """Wrap ``handler``: count it, check the key, maybe inject a fault, name the request.
+
+        Every answer of a queue route carries ``x-fal-request-id``, as the live
+        queue's do: the id in the path, the new job's id for a submit, or a
+        fresh id for a submit refused before a job existed.  Gateway pages
+        (injected faults that do not come from fal) carry no fal header.
 
         Args:
-            route: the route name for counters and ``fault_routes``.
+            route: the route name for counters, ``fault_routes`` and rules.
             handler: the real handler.
             auth: whether the key is required.
             subject: the path parameter that names what the request is about.
         """
+        names_request = route in QUEUE_ROUTES
 
         async def endpoint(request: Request) -> Response:
             stats = self.engine.stats
             stats.count_request(route)
+            name = request.path_params.get(subject) if subject else None
+            request_id = request.path_params.get("request_id")
+            answer_id = (request_id or str(uuid.uuid4())) if names_request else None
+
+            def named(response: Response) -> Response:
+                if answer_id is not None and REQUEST_ID_HEADER not in response.headers:
+                    response.headers[REQUEST_ID_HEADER] = answer_id
+                return response
+
             if auth and not self._authorised(request):
                 stats.rejected["401"] += 1
                 missing = "authorization" not in request.headers
@@ -94,14 +118,24 @@ class QueueApi:
                     if missing
                     else "The key in the Authorization header is not valid."
                 )
-                return json_response(401, {"detail": detail})
-            name = request.path_params.get(subject) if subject else None
+                return named(json_response(401, {"detail": detail}))
+            retry_after = self.config.retry_after_seconds
+            rule = self.engine.faults.rules.take(route, request_id)
+            if rule is not None and not rule.queued:
+                stats.count_fault(rule.fault)
+                return fault_response(rule.spec, request_id=answer_id, retry_after=retry_after)
             key = self.engine.fault_subject(name) if name is not None else None
-            fault = self.engine.faults.http_fault(route, key)
+            fault = self.engine.faults.http_fault(route, key) if rule is None else None
             if fault is not None:
                 stats.count_fault(fault.kind)
-                return fault_response(fault, self.config.retry_after_seconds)
-            return await handler(request)
+                return fault_response(fault.spec, request_id=answer_id, retry_after=retry_after)
+            response = named(await handler(request))
+            if rule is not None:
+                # The job was queued; its answer is lost on the way back.
+                stats.count_fault(rule.fault)
+                queued_id = response.headers.get(REQUEST_ID_HEADER)
+                return fault_response(rule.spec, request_id=queued_id, retry_after=retry_after)
+            return response
 
         return endpoint
 
@@ -151,11 +185,13 @@ class QueueApi:
             {
                 "status": "IN_QUEUE",
                 "request_id": job.request_id,
+                "gateway_request_id": job.gateway_request_id,
                 "response_url": urls.response_url,
                 "status_url": urls.status_url,
                 "cancel_url": urls.cancel_url,
                 "queue_position": position if position is not None else 0,
             },
+            {REQUEST_ID_HEADER: job.request_id},
         )
 
     def _status_body(self, request: Request, job: Job) -> dict[str, Any]:
@@ -318,6 +354,33 @@ class QueueApi:
         self.engine.reset_stats()
         return json_response(200, self.engine.stats_snapshot())
 
+    async def faults(self, request: Request) -> Response:
+        """``GET``/``POST``/``DELETE /_emulator/faults``: list, arm or disarm scripted faults.
+
+        ``POST`` takes one rule or a list of rules, each the JSON form of
+        :class:`~pika_tasks.emulator.rules.FaultRule` (``route``, ``fault``,
+        and optionally ``times``, ``skip``, ``request_id``, ``queued``).
+        Every method answers with the rules still armed.
+        """
+        rules = self.engine.faults.rules
+        if request.method == "DELETE":
+            rules.clear()
+        elif request.method == "POST":
+            try:
+                payload = json.loads(await request.body() or b"null")
+                items = payload if isinstance(payload, list) else [payload]
+                parsed = [FaultRule.from_dict(item) for item in items]
+            except (ValueError, TypeError, AttributeError) as exc:
+                message = f"Expected a fault rule or a list of them: {exc}"
+                return validation_error([{"loc": ["body"], "msg": message, "type": "value_error"}])
+            for rule in parsed:
+                rules.add(rule)
+        return json_response(200, {"faults": rules.pending()})
+
+    async def jwks(self, request: Request) -> Response:
+        """``GET /.well-known/jwks.json``: the public key webhooks are signed with."""
+        return json_response(200, self.engine.signer.jwks())
+
     async def describe(self, request: Request) -> Response:
         """``GET /_emulator/requests/{id}``: everything recorded about a job."""
         job = self._job(request)
@@ -370,5 +433,7 @@ def build_routes(engine: Engine) -> list[BaseRoute]:
         Route("/_emulator/stats", api.stats, methods=["GET"]),
         Route("/_emulator/reset", api.reset, methods=["POST"]),
         Route("/_emulator/requests/{request_id}", api.describe, methods=["GET"]),
+        Route("/_emulator/faults", api.faults, methods=["GET", "POST", "DELETE"]),
+        Route(JWKS_PATH, api.jwks, methods=["GET"]),
     ]
     return routes

@@ -24,6 +24,7 @@ from pika_tasks.emulator.app import create_app
 from pika_tasks.emulator.config import EmulatorConfig, build_config
 from pika_tasks.emulator.engine import Engine
 from pika_tasks.emulator.responses import DownloadDropped
+from pika_tasks.emulator.rules import FaultRule
 
 
 class _HideDroppedDownloads(logging.Filter):
@@ -189,6 +190,24 @@ class EmulatorServer:
     def stats(self) -> dict[str, Any]:
         """The counters, the same JSON as ``GET /_emulator/stats``."""
         return self.engine.stats_threadsafe()
+
+    def inject(self, *rules: FaultRule | str) -> None:
+        """Arm scripted faults, each a :class:`FaultRule` or its ``ROUTE=FAULT`` text.
+
+        ``emu.inject("status=runner_disconnected:2")`` answers the next two
+        status requests with a 503 ``runner_disconnected``.
+        """
+        parsed = [FaultRule.parse(rule) if isinstance(rule, str) else rule for rule in rules]
+
+        def arm() -> None:
+            for rule in parsed:
+                self.engine.faults.rules.add(rule)
+
+        self.engine.call_threadsafe(arm)
+
+    def clear_faults(self) -> None:
+        """Disarm every scripted fault still waiting."""
+        self.engine.call_threadsafe(self.engine.faults.rules.clear)
 
     def __enter__(self) -> EmulatorServer:
         if self._thread is None:

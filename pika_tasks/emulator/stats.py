@@ -45,6 +45,7 @@ class Stats:
     expired_results: int = 0
     webhooks_sent: int = 0
     webhooks_failed: int = 0
+    webhook_retries: int = 0
 
     def reset(self) -> None:
         """Zero every counter, in place (other objects hold this instance)."""
@@ -99,5 +100,9 @@ class Stats:
             "render_cache_hits": self.render_cache_hits,
             "render_seconds": round(self.render_seconds, 3),
             "expired_results": self.expired_results,
-            "webhooks": {"sent": self.webhooks_sent, "failed": self.webhooks_failed},
+            "webhooks": {
+                "sent": self.webhooks_sent,
+                "failed": self.webhooks_failed,
+                "retries": self.webhook_retries,
+            },
         }

@@ -131,12 +131,19 @@ def decode_video(data: bytes) -> DecodedVideo:
 
 @dataclass
 class LoopbackHttp:
-    """A tiny HTTP server: GET serves ``body``; POST bodies are queued in ``posts``."""
+    """A tiny HTTP server: GET serves ``body``; POST bodies are queued in ``posts``.
+
+    Every POST is also queued with its headers in ``deliveries`` (accepted or
+    not); the first ``refuse`` POSTs are answered 500 and left out of ``posts``.
+    """
 
     body: bytes = b""
     content_type: str = "image/png"
+    refuse: int = 0
     posts: queue.Queue[bytes] = field(default_factory=queue.Queue)
+    deliveries: queue.Queue[tuple[dict[str, str], bytes]] = field(default_factory=queue.Queue)
     server: ThreadingHTTPServer | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def url(self) -> str:
@@ -157,8 +164,14 @@ class LoopbackHttp:
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
-                owner.posts.put(self.rfile.read(length))
-                self.send_response(200)
+                data = self.rfile.read(length)
+                owner.deliveries.put((dict(self.headers.items()), data))
+                with owner._lock:
+                    refused = owner.refuse > 0
+                    owner.refuse -= 1 if refused else 0
+                if not refused:
+                    owner.posts.put(data)
+                self.send_response(500 if refused else 200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
