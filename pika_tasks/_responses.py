@@ -7,18 +7,46 @@ into the matching :class:`~pika_tasks.errors.FalHTTPError`::
     404 / 410      RequestNotFoundError  (or the caller's subclass, ResultExpiredError)
     422            FalValidationError    ``detail`` list; the message names the fields
     429            RateLimitError        ``retry_after`` from ``Retry-After``
+    499            RequestAbortedError   ``client_disconnected`` / ``client_cancelled``
     5xx            ServerError           ``error_type`` from the body or ``X-Fal-Error-Type``
     anything else  FalHTTPError
 
+Who answered matters as much as the status: every answer of fal's queue
+carries ``x-fal-request-id`` (fal's own clients rely on it), and its
+infrastructure errors add ``X-Fal-Error-Type``; a bare 502/503/504 page
+without either comes from a gateway in front of fal (:func:`is_gateway_page`).
+
 Messages name the route (method and path, never the query) and the request id
-when known.  They never carry request headers, so the key cannot leak through
-them; a caller may also pass the key as ``secret`` to scrub it from text that
-the server echoed back.
+when known (the caller's, else fal's ``x-fal-request-id``).  They never carry
+request headers, so the key cannot leak through them; a caller may also pass
+the key as ``secret`` to scrub it from text that the server echoed back.
+
+Example:
+    >>> import httpx
+    >>> request = httpx.Request("GET", "https://queue.fal.run/fal-ai/pika/requests/r1/status")
+    >>> fal = httpx.Response(
+    ...     503,
+    ...     json={"detail": "Runner gone.", "error_type": "runner_disconnected"},
+    ...     headers={"x-fal-request-id": "r1", "X-Fal-Error-Type": "runner_disconnected"},
+    ...     request=request,
+    ... )
+    >>> error = error_for(fal)
+    >>> type(error).__name__, error.error_type, error.request_id
+    ('ServerError', 'runner_disconnected', 'r1')
+    >>> str(error).startswith("fal server error [runner_disconnected]: Runner gone. (HTTP 503")
+    True
+    >>> page = "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
+    >>> gateway = httpx.Response(502, html=page, request=request)
+    >>> is_gateway_page(gateway), is_gateway_page(fal)
+    (True, False)
+    >>> str(error_for(gateway)).startswith("a gateway in front of fal failed: 502 Bad Gateway")
+    True
 """
 
 from __future__ import annotations
 
 import email.utils
+import re
 import time
 from typing import Any
 
@@ -29,9 +57,16 @@ from pika_tasks.errors import (
     FalHTTPError,
     FalValidationError,
     RateLimitError,
+    RequestAbortedError,
     RequestNotFoundError,
     ServerError,
 )
+
+REQUEST_ID_HEADER = "x-fal-request-id"
+"""The header on every answer of fal's queue that names the request it concerns."""
+
+_GATEWAY_CODES = frozenset({502, 503, 504})
+_TITLE = re.compile(r"<title>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 
 _MAX_DETAIL_CHARS = 500
 _REDACTED = "***"
@@ -75,17 +110,37 @@ def json_body(response: httpx.Response) -> Any:
         return None
 
 
-def is_fal_answer(response: httpx.Response) -> bool:
-    """True when fal's queue itself produced this error, not a proxy in front of it.
+def fal_request_id(response: httpx.Response) -> str | None:
+    """The ``x-fal-request-id`` fal put on its answer, if any."""
+    value = response.headers.get(REQUEST_ID_HEADER, "").strip()
+    return value or None
 
-    fal marks its infrastructure errors with ``X-Fal-Error-Type`` and a JSON
-    body carrying ``error_type``.  A bare 502 or 504 page comes from a gateway
-    that may already have handed the request on.
-    """
+
+def has_error_type(response: httpx.Response) -> bool:
+    """True when the answer is one of fal's infrastructure errors (it names an ``error_type``)."""
     if "x-fal-error-type" in response.headers:
         return True
     body = json_body(response)
     return isinstance(body, dict) and "error_type" in body
+
+
+def is_fal_answer(response: httpx.Response) -> bool:
+    """True when fal's queue itself produced this answer, not a proxy in front of it.
+
+    fal names the request on every answer (``x-fal-request-id``) and marks its
+    infrastructure errors with ``X-Fal-Error-Type`` and a JSON ``error_type``.
+    """
+    return fal_request_id(response) is not None or has_error_type(response)
+
+
+def is_gateway_page(response: httpx.Response) -> bool:
+    """True for a bare 502/503/504 from a gateway: no fal header, no fal error body.
+
+    Such a gateway may already have handed the request on to fal, so the
+    request may have had its effect; only a call that is safe to repeat
+    should be sent again.
+    """
+    return response.status_code in _GATEWAY_CODES and not is_fal_answer(response)
 
 
 def fal_retryable(response: httpx.Response) -> bool | None:
@@ -157,6 +212,10 @@ def detail_text(response: httpx.Response, body: Any) -> str:
         return _shorten(str(detail))
     if body is not None:
         return _shorten(str(body))
+    if "html" in response.headers.get("content-type", ""):
+        # A gateway's error page: its title says it all ("502 Bad Gateway").
+        title = _TITLE.search(response.text)
+        return _shorten(title.group(1)) if title else f"{response.status_code} (an HTML page)"
     return _shorten(response.text) or response.reason_phrase
 
 
@@ -171,14 +230,17 @@ def error_for(
     request_id: str | None = None,
     not_found: type[RequestNotFoundError] = RequestNotFoundError,
     secret: str | None = None,
+    hint: str | None = None,
 ) -> FalHTTPError:
     """The error that an unsuccessful ``response`` stands for.
 
     Args:
         response: an answer whose body has been read.
         request_id: the request it concerns, when known; named in the message.
+            Without it, fal's ``x-fal-request-id`` of the answer is used.
         not_found: the class for 404 and 410 (e.g. ``ResultExpiredError``).
         secret: text to scrub from the message and detail (the key).
+        hint: a sentence to end the message with (what to do about it).
     """
     code = response.status_code
     body = json_body(response)
@@ -187,10 +249,12 @@ def error_for(
     error_type = (body.get("error_type") if isinstance(body, dict) else None) or (
         response.headers.get("x-fal-error-type")
     )
+    request_id = request_id or fal_request_id(response)
     where = route_of(response.request)
     if request_id:
         where += f", request {request_id}"
     text = redact(detail_text(response, body), secret)
+    kind = f" [{error_type}]" if error_type else ""
     cls: type[FalHTTPError]
     if code in (401, 403):
         cls, summary = AuthenticationError, f"fal refused the key: {text}"
@@ -200,13 +264,19 @@ def error_for(
         cls, summary = FalValidationError, f"fal rejected the input: {text}"
     elif code == 429:
         cls, summary = RateLimitError, f"fal is rate limiting (queue full?): {text}"
+    elif code == 499:
+        cls, summary = RequestAbortedError, f"fal reports the request aborted{kind}: {text}"
+    elif code >= 500 and is_gateway_page(response):
+        cls, summary = ServerError, f"a gateway in front of fal failed: {text}"
     elif code >= 500:
-        kind = f" [{error_type}]" if error_type else ""
         cls, summary = ServerError, f"fal server error{kind}: {text}"
     else:
-        cls, summary = FalHTTPError, f"fal answered an error: {text}"
+        cls, summary = FalHTTPError, f"fal answered an error{kind}: {text}"
+    message = f"{summary} (HTTP {code} on {where})"
+    if hint:
+        message += f". {hint}"
     return cls(
-        f"{summary} (HTTP {code} on {where})",
+        message,
         status_code=code,
         error_type=error_type,
         detail=detail,

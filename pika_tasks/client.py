@@ -14,17 +14,25 @@ result (the download comes on top).
 Errors (see :mod:`pika_tasks.errors` for the tree): an error answer becomes a
 :class:`~pika_tasks.errors.FalHTTPError` subclass by status code (401/403
 authentication, 404/410 not found or expired, 422 validation, 429 rate limit,
-5xx server error); a network failure on a call that is safe to repeat becomes
-:class:`~pika_tasks.errors.TransportError`.  Messages name the route and the
-request id; the key never appears in them, in logs or in ``repr``, and it is
-sent only to the configured queue and storage hosts, never to a CDN.
+499 aborted, 5xx server error); a network failure on a call that is safe to
+repeat becomes :class:`~pika_tasks.errors.TransportError`.  Messages name the
+route and the request id (the handle's, or the ``x-fal-request-id`` fal put
+on its answer, which finds the request in fal's dashboard); the key never
+appears in them, in logs or in ``repr``, and it is sent only to the
+configured queue and storage hosts, never to a CDN.
 
 Retries: ``status``, ``result``, ``cancel``, ``download`` and both steps of
 ``upload`` are idempotent (reads, a PUT, or a POST that only creates an upload
-URL), so their transient failures (429, 5xx unless fal marks the answer final
-with ``X-Fal-Retryable: false`` or a user start-timeout, connect and read
-errors) are retried with stamina's jittered exponential backoff, honouring
-``Retry-After``, at most ``max_retries`` times.  ``download`` resumes with
+URL), so their transient failures are retried with stamina's jittered
+exponential backoff, honouring ``Retry-After``, at most ``max_retries`` times:
+429, fal's infrastructure errors (``runner_*``, ``internal_error``, timeouts
+that are not the caller's own), bare gateway pages, connect and read errors.
+Never retried: a 504 whose ``X-Fal-Request-Timeout-Type`` is ``user`` (the
+start deadline the caller set has passed: final), an answer marked
+``X-Fal-Retryable: false``, and a 499 (fal reports the request aborted).
+``result`` tells fal's infrastructure from the job: the model's own error
+status, or fal's final word on the job, raises
+:class:`~pika_tasks.errors.JobFailedError`.  ``download`` resumes with
 ``Range`` rather than starting over.
 
 Submit safety: fal has no idempotency key, so a second POST of the same job
@@ -33,16 +41,19 @@ provably did not queue the job:
 
 - the connection was never made (connect error or timeout, TLS handshake,
   no free connection in the pool): the request never left;
-- fal's queue itself answered 429 or a 5xx that carries its error marker
-  (``X-Fal-Error-Type`` or a JSON ``error_type``): fal refused the job.
+- fal's queue itself answered 429 or a 5xx, as its marks show
+  (``x-fal-request-id``, ``X-Fal-Error-Type`` or a JSON ``error_type``):
+  fal refused the job.
 
 Every other failure after the request may have been sent (a read or write
-timeout, a connection reset, a bare 502/504 from a gateway that may already
-have handed the request on, a success answer we cannot read) raises
+timeout, a connection reset, a bare 502/504 page from a gateway that may
+already have handed the request on, a success answer we cannot read) raises
 :class:`~pika_tasks.errors.SubmitOutcomeUnknownError` and is never resent:
-the job may exist.  If a submit answer lacks the three URLs, they are built
-from the endpoint's owner/app prefix and the request id, which is where the
-live queue serves them (``{queue_url}/{owner}/{app}/requests/{id}``).
+the job may exist.  A 499 on a submit is reported as such and not resent
+either.  If a submit answer lacks the three URLs, they are built from the
+endpoint's owner/app prefix and the request id (from the body, else from
+``x-fal-request-id``), which is where the live queue serves them
+(``{queue_url}/{owner}/{app}/requests/{id}``).
 """
 
 from __future__ import annotations
@@ -70,7 +81,10 @@ from pika_tasks._responses import (
     describe,
     error_for,
     explain,
+    fal_request_id,
+    has_error_type,
     is_fal_answer,
+    is_gateway_page,
     json_body,
     redact,
     redact_data,
@@ -382,24 +396,36 @@ class PikaClient:
             ) from exc
         if response.is_success:
             return self._handle_from(response, route)
-        error = error_for(response, secret=self._secret)
         if response.status_code >= 500 and not is_fal_answer(response):
             raise SubmitOutcomeUnknownError(
                 f"the submit got HTTP {response.status_code} from a gateway, not from fal's "
                 f"queue ({route}): the request may have reached fal and queued the job. "
                 "Check fal's dashboard before submitting it again."
-            ) from error
-        raise error
+            ) from error_for(response, secret=self._secret)
+        raise error_for(
+            response,
+            secret=self._secret,
+            hint=(
+                "fal may still have queued the job: look the request up in fal's dashboard "
+                "before submitting it again"
+                if response.status_code == 499
+                else None
+            ),
+        )
 
     def _handle_from(self, response: httpx.Response, route: str) -> RequestHandle:
         body = json_body(response)
-        if not isinstance(body, dict) or not isinstance(body.get("request_id"), str):
+        body = body if isinstance(body, dict) else {}
+        # fal's own clients take the id from the header when the body lacks it.
+        request_id = body.get("request_id")
+        if not isinstance(request_id, str) or not request_id:
+            request_id = fal_request_id(response)
+        if request_id is None:
             raise SubmitOutcomeUnknownError(
                 f"fal accepted the submit (HTTP {response.status_code} on {route}) but its "
                 "answer has no request id: the job may be queued. Check fal's dashboard "
                 "before submitting it again."
             )
-        request_id: str = body["request_id"]
         owner_app = "/".join(self._settings.endpoint_id.strip("/").split("/")[:2])
         base = f"{self._settings.queue_url.rstrip('/')}/{owner_app}/requests/{request_id}"
         position = body.get("queue_position")
@@ -640,12 +666,16 @@ class PikaClient:
             not_found=ResultExpiredError,
             secret=self._secret,
         )
-        if code in (401, 403, 404, 410, 429):
+        if code in (401, 403, 404, 410, 429, 499):
             raise error
-        if code == 400 and not is_fal_answer(response):
+        if code == 400 and not has_error_type(response):
             raise error  # e.g. "Request is still in progress": asked too early, not failed
-        if code >= 500 and is_fal_answer(response) and error.retryable is not False:
-            raise error  # fal's infrastructure, not the job: worth another try
+        if (
+            code >= 500
+            and error.retryable is not False
+            and (has_error_type(response) or is_gateway_page(response))
+        ):
+            raise error  # fal's infrastructure or a gateway, not the job: worth another try
         # The model's own status and body, or fal's final word on this job: it failed.
         raise JobFailedError(
             f"request {handle.request_id} failed: {describe(response, secret=self._secret)} "
@@ -798,7 +828,12 @@ class PikaClient:
             raise TransportError(
                 f"{method} {httpx.URL(url).path} failed{about}: {explain(exc)}"
             ) from exc
-        logger.debug("%s -> HTTP %d", route_of(response.request), response.status_code)
+        logger.debug(
+            "%s -> HTTP %d (x-fal-request-id %s)",
+            route_of(response.request),
+            response.status_code,
+            fal_request_id(response) or "-",
+        )
         if check and not response.is_success:
             raise error_for(response, request_id=request_id, secret=self._secret)
         return response

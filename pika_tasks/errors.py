@@ -8,7 +8,9 @@ Every error is a :class:`PikaError`; catch that to catch them all::
     │   ├── AuthenticationError    401 / 403 (bad key, locked account)
     │   ├── FalValidationError     422, carries fal's ``detail`` list
     │   ├── RateLimitError         429, queue full (transient)
-    │   ├── ServerError            5xx, carries ``X-Fal-Error-Type`` (transient)
+    │   ├── RequestAbortedError    499, fal says the caller went away or cancelled
+    │   ├── ServerError            5xx, carries ``X-Fal-Error-Type`` (transient
+    │   │                          unless fal says it is final)
     │   └── RequestNotFoundError   404 / 410: unknown request
     │       └── ResultExpiredError the result or the video is gone
     ├── TransportError             the network failed where a retry is safe (transient)
@@ -16,6 +18,10 @@ Every error is a :class:`PikaError`; catch that to catch them all::
     ├── SubmitOutcomeUnknownError  a submit was sent but its answer was lost
     ├── JobFailedError             the job COMPLETED with an ``error``
     └── WaitTimeoutError           the job did not complete before the deadline
+
+Every :class:`FalHTTPError` names the request it concerns in ``request_id``:
+the handle's id, or else the ``x-fal-request-id`` fal put on its answer,
+which is what fal's dashboard and support know a request by.
 
 :func:`is_transient` says which errors are worth retrying.  The client
 retries those itself on idempotent calls; the Prefect tasks use the same
@@ -60,7 +66,8 @@ class FalHTTPError(PikaError):
         status_code: the HTTP status.
         error_type: fal's ``error_type`` (body or ``X-Fal-Error-Type`` header).
         detail: fal's ``detail`` (text, or the list of a 422).
-        request_id: the request the error concerns, when known.
+        request_id: the request the error concerns, when known: the handle's id,
+            or else the ``x-fal-request-id`` of fal's answer.
         retry_after: seconds from a ``Retry-After`` header, when present.
         retryable: fal's own word on retrying (``X-Fal-Retryable``, or False for a
             504 whose ``X-Fal-Request-Timeout-Type`` is ``user``); None when fal
@@ -99,8 +106,23 @@ class RateLimitError(FalHTTPError):
     """429: the queue is full or we are sending too fast. Transient."""
 
 
+class RequestAbortedError(FalHTTPError):
+    """499: fal reports the request aborted: its caller disconnected before the
+    answer (``client_disconnected``) or cancelled it (``client_cancelled``).
+
+    Not transient, and never resent: fal stopped handling this request on
+    purpose.  On a submit, fal may still have queued the job: look it up by
+    ``request_id`` before submitting again.
+    """
+
+
 class ServerError(FalHTTPError):
-    """5xx from fal's infrastructure (``error_type`` says which). Transient."""
+    """5xx from fal's infrastructure (``error_type`` says which), or from a gateway.
+
+    Transient, except when fal marks the answer final (``retryable`` is False:
+    ``X-Fal-Retryable: false``, or a 504 whose ``X-Fal-Request-Timeout-Type``
+    is ``user``, which means the caller's own start deadline passed).
+    """
 
 
 class RequestNotFoundError(FalHTTPError):
@@ -126,9 +148,19 @@ class DownloadTimeoutError(PikaError):
 class SubmitOutcomeUnknownError(PikaError):
     """The submit request was sent but its answer was lost.
 
-    fal may or may not have queued (and billed) the job.  Do not resubmit
-    blindly: look for the request in fal's dashboard or usage first.
+    Lost includes a bare 502/504 page from a gateway in front of fal, which
+    may come after the gateway handed the request on.  fal may or may not
+    have queued (and billed) the job.  Do not resubmit blindly: look for the
+    request in fal's dashboard or usage first.
+
+    Attributes:
+        request_id: fal's ``x-fal-request-id`` when an answer carried one
+            (a lost answer or a gateway page has none).
     """
+
+    def __init__(self, message: str, *, request_id: str | None = None) -> None:
+        super().__init__(message)
+        self.request_id = request_id
 
 
 class JobFailedError(PikaError):
