@@ -51,7 +51,7 @@ def connection_help(server: EmulatorServer, *, key_required: bool) -> str:
         f"  export PIKA_STORAGE_URL={url}",
         f"  {key_line}",
         "",
-        "Point fal's official client (fal-client, https only) at it:",
+        "Point fal's Python client (fal-client, https only) at it:",
     ]
     if url.startswith("https://"):
         lines += [
@@ -63,6 +63,14 @@ def connection_help(server: EmulatorServer, *, key_required: bool) -> str:
             "  restart with --ssl-certfile CERT --ssl-keyfile KEY, then",
             f"  export FAL_QUEUE_RUN_HOST={host_port} and SSL_CERT_FILE=CERT",
         ]
+    lines += [
+        "",
+        "Point fal's JavaScript client (@fal-ai/client) at it:",
+        "  createFalClient({ requestMiddleware: async (r) =>",
+        f'    ({{ ...r, url: r.url.replace("https://queue.fal.run", "{url}") }}) }})',
+    ]
+    if url.startswith("https://"):
+        lines.append(f"  and run node with NODE_EXTRA_CA_CERTS={server.ssl_certfile}")
     lines += ["", "Press Ctrl-C to stop."]
     return "\n".join(lines)
 

@@ -79,6 +79,7 @@ class Engine:
         self.signer = WebhookSigner(config.seed)
         self.jobs: dict[str, Job] = {}
         self.closing = False
+        self.paused = False
         self._queue: JobQueue[Job] = JobQueue()
         self._running: set[Job] = set()
         self._watchers: set[Job] = set()
@@ -215,7 +216,7 @@ class Engine:
 
     def _dispatch(self) -> None:
         started = False
-        while not self.closing and len(self._running) < self.config.runners:
+        while not (self.closing or self.paused) and len(self._running) < self.config.runners:
             job = self._queue.pop()
             if job is None:
                 break
@@ -223,6 +224,18 @@ class Engine:
             started = True
         if started:
             self._notify_queued()
+
+    def pause(self) -> None:
+        """Start no more jobs: new and queued jobs wait IN_QUEUE, running ones go on.
+
+        As when fal has no runner to give: nothing is refused, everything waits.
+        """
+        self.paused = True
+
+    def resume(self) -> None:
+        """Start jobs again, as runners allow."""
+        self.paused = False
+        self._dispatch()
 
     def _notify_queued(self) -> None:
         watchers, self._watchers = self._watchers, set()

@@ -11,7 +11,7 @@ Example:
     >>> from pika_tasks.emulator.routes import build_routes
     >>> paths = {route.path for route in build_routes(Engine(EmulatorConfig()))}
     >>> sorted(path.split("/")[2] for path in paths if path.startswith("/_emulator"))
-    ['faults', 'requests', 'reset', 'stats']
+    ['faults', 'pause', 'requests', 'reset', 'resume', 'stats']
     >>> "/.well-known/jwks.json" in paths
     True
 """
@@ -377,6 +377,16 @@ class QueueApi:
                 rules.add(rule)
         return json_response(200, {"faults": rules.pending()})
 
+    async def pause(self, request: Request) -> Response:
+        """``POST /_emulator/pause``: start no more jobs until resumed (jobs wait IN_QUEUE)."""
+        self.engine.pause()
+        return json_response(200, {"paused": True})
+
+    async def resume(self, request: Request) -> Response:
+        """``POST /_emulator/resume``: start jobs again."""
+        self.engine.resume()
+        return json_response(200, {"paused": False})
+
     async def jwks(self, request: Request) -> Response:
         """``GET /.well-known/jwks.json``: the public key webhooks are signed with."""
         return json_response(200, self.engine.signer.jwks())
@@ -434,6 +444,8 @@ def build_routes(engine: Engine) -> list[BaseRoute]:
         Route("/_emulator/reset", api.reset, methods=["POST"]),
         Route("/_emulator/requests/{request_id}", api.describe, methods=["GET"]),
         Route("/_emulator/faults", api.faults, methods=["GET", "POST", "DELETE"]),
+        Route("/_emulator/pause", api.pause, methods=["POST"]),
+        Route("/_emulator/resume", api.resume, methods=["POST"]),
         Route(JWKS_PATH, api.jwks, methods=["GET"]),
     ]
     return routes

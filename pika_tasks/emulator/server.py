@@ -205,6 +205,14 @@ class EmulatorServer:
 
         self.engine.call_threadsafe(arm)
 
+    def pause(self) -> None:
+        """Start no more jobs until :meth:`resume`: submitted jobs wait IN_QUEUE."""
+        self.engine.call_threadsafe(self.engine.pause)
+
+    def resume(self) -> None:
+        """Start jobs again."""
+        self.engine.call_threadsafe(self.engine.resume)
+
     def clear_faults(self) -> None:
         """Disarm every scripted fault still waiting."""
         self.engine.call_threadsafe(self.engine.faults.rules.clear)

@@ -179,3 +179,25 @@ def test_status_stream_sends_keepalive_comments(
     data = [line for line in lines if line.startswith("data: ")]
     assert json.loads(data[-1].removeprefix("data: "))["status"] == "COMPLETED"
     assert lines.index(": ping") < len(lines) - 1
+
+
+def test_a_paused_queue_keeps_jobs_waiting_until_resumed(
+    make_emulator: Callable[..., Any], client: httpx.Client, image_uri: str
+) -> None:
+    emu = make_emulator(job_seconds=0.1, fps=2)
+    assert client.post(f"{emu.url}/_emulator/pause").json() == {"paused": True}
+    answers = [submit(client, emu.url, image_url=image_uri, seed=n) for n in range(2)]
+    statuses = [client.get(answer["status_url"]).json() for answer in answers]
+    assert [(s["status"], s["queue_position"]) for s in statuses] == [
+        ("IN_QUEUE", 0),
+        ("IN_QUEUE", 1),
+    ]
+    assert emu.stats()["started"] == 0
+    assert client.post(f"{emu.url}/_emulator/resume").json() == {"paused": False}
+    for answer in answers:
+        assert wait_completed(client, answer["status_url"])["status"] == "COMPLETED"
+    emu.pause()
+    late = submit(client, emu.url, image_url=image_uri)
+    assert client.get(late["status_url"]).json()["status"] == "IN_QUEUE"
+    emu.resume()
+    wait_completed(client, late["status_url"])
