@@ -179,15 +179,38 @@ async def test_a_499_on_submit_is_not_resent_and_says_where_to_look(
     assert info.value.request_id is not None and info.value.request_id in str(info.value)
 
 
-async def test_bad_request_on_status_is_not_retried(
+@pytest.mark.parametrize("route", ["status", "cancel"])
+async def test_bad_request_is_not_retried(
+    route: str, emu: EmulatorServer, client: PikaClient, done: RequestHandle
+) -> None:
+    emu.inject(FaultRule(route, "bad_request", times=None, request_id=done.request_id))
+    before = hits(emu, route)
+    with expect(FalHTTPError, match="bad_request") as info:
+        await call(client, route, done)
+    assert type(info.value) is FalHTTPError and info.value.status_code == 400
+    assert not is_transient(info.value)
+    assert hits(emu, route) == before + 1
+
+
+async def test_bad_request_on_the_result_is_fal_s_word_on_the_job(
     emu: EmulatorServer, client: PikaClient, done: RequestHandle
 ) -> None:
-    emu.inject(FaultRule("status", "bad_request", times=None, request_id=done.request_id))
-    before = hits(emu, "status")
-    with expect(FalHTTPError, match="bad_request") as info:
-        await client.status(done)
-    assert type(info.value) is FalHTTPError and info.value.status_code == 400
-    assert hits(emu, "status") == before + 1
+    emu.inject(FaultRule("result", "bad_request", times=None, request_id=done.request_id))
+    before = hits(emu, "result")
+    with expect(JobFailedError, match="malformed") as info:
+        await client.result(done)
+    assert info.value.error_type == "bad_request"
+    assert hits(emu, "result") == before + 1
+
+
+async def test_bad_request_on_submit_is_not_resent(emu: EmulatorServer, client: PikaClient) -> None:
+    emu.inject("submit=bad_request")
+    before = emu.stats()
+    with expect(FalHTTPError, match="bad_request"):
+        await client.submit(ARGS)
+    after = emu.stats()
+    assert after["requests"]["submit"] == before["requests"]["submit"] + 1
+    assert after["submissions"] == before["submissions"]
 
 
 @pytest.mark.parametrize("fault", FAL_REFUSALS)
