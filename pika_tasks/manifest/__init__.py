@@ -17,9 +17,11 @@ not (``manifest.csv.gz``, ``rows.jsonl.bz2``...).  Its columns:
 
 CSV cells are text: ``"10"`` is read as 10 and an empty cell as missing.
 
-Every row is checked before anything is submitted.  A bad row becomes one
-:class:`RowError` (row number, field, reason) in :attr:`Manifest.errors` and
-never stops the good rows.  A file that cannot be read at all raises
+A manifest is read as a stream (:func:`iter_manifest`): each row is checked
+as soon as it is read, and a batch can start its first row before the last
+is read; :func:`read_manifest` collects the stream into a :class:`Manifest`.
+A bad row becomes one :class:`RowError` (row number, field, reason) and never
+stops the good rows.  A file that cannot be read at all raises
 :class:`ManifestError`.
 
 Example:
@@ -38,11 +40,9 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
-
-from pika_tasks.manifest._formats import detect, parse, read_bytes
 from pika_tasks.manifest._models import (
     MAX_PROMPT_CHARS,
+    MAX_ROW_CHARS,
     MAX_SEED,
     Manifest,
     ManifestError,
@@ -51,13 +51,15 @@ from pika_tasks.manifest._models import (
     RowDefaults,
     RowError,
 )
-from pika_tasks.manifest._rows import KNOWN_COLUMNS, base_url_of, check_records
+from pika_tasks.manifest._reader import iter_manifest, read_manifest
+from pika_tasks.manifest._rows import KNOWN_COLUMNS
 from pika_tasks.manifest.ids import MAX_ID_LENGTH, auto_id, check_id, is_safe_id
 
 __all__ = [
     "KNOWN_COLUMNS",
     "MAX_ID_LENGTH",
     "MAX_PROMPT_CHARS",
+    "MAX_ROW_CHARS",
     "MAX_SEED",
     "Manifest",
     "ManifestError",
@@ -68,70 +70,6 @@ __all__ = [
     "auto_id",
     "check_id",
     "is_safe_id",
+    "iter_manifest",
     "read_manifest",
 ]
-
-
-def read_manifest(
-    url: str,
-    *,
-    defaults: RowDefaults | None = None,
-    storage_options: dict[str, Any] | None = None,
-    format: str | None = None,
-    compression: str | None = "infer",
-) -> Manifest:
-    """Read and check a manifest.
-
-    Row numbers are 1-based data rows: the header is not counted; for CSV and
-    TSV a row's number is the line it starts on minus one, for JSON Lines its
-    line number (blank lines are skipped but counted), for a JSON array or a
-    Parquet file its position.
-
-    Args:
-        url: the manifest: a local path or any fsspec URL (``s3://b/in/m.csv``).
-        defaults: values for rows that leave fields empty, and a prompt suffix.
-        storage_options: fsspec options for the manifest's file system
-            (credentials, endpoint...).
-        format: ``csv``, ``tsv``, ``jsonl``, ``json`` or ``parquet``; by default
-            taken from the extension, after any compression suffix.
-        compression: ``"infer"`` (from the extension, as fsspec does), None, or
-            an fsspec compression name such as ``"gzip"``.
-
-    Returns:
-        The :class:`Manifest`: valid rows and one error per refused row.
-
-    Raises:
-        ManifestError: the file is missing or unreadable, its format is
-            unknown, it has no ``image`` column, or a ``.json`` file does not
-            hold an array.
-
-    Example:
-        >>> import fsspec
-        >>> from pika_tasks.manifest import RowDefaults, read_manifest
-        >>> with fsspec.open("memory://doc2/rows.jsonl", "w") as f:
-        ...     _ = f.write('{"image": "https://example.com/a.png", "seed": 7}\\n')
-        >>> manifest = read_manifest(
-        ...     "memory://doc2/rows.jsonl",
-        ...     defaults=RowDefaults(prompt="slow pan", prompt_suffix="film grain"),
-        ... )
-        >>> manifest.rows[0].prompt, manifest.rows[0].seed, manifest.rows[0].id
-        ('slow pan, film grain', 7, 'a-dafa958ff9')
-    """
-    defaults = defaults or RowDefaults()
-    options = dict(storage_options or {})
-    manifest_format, codec = detect(url, format, compression)
-    data = read_bytes(url, codec, options)
-    parsed = parse(data, manifest_format, url)
-    if parsed.columns is not None:
-        if "image" not in parsed.columns:
-            raise ManifestError(
-                f"manifest {url} has no 'image' column (its columns: "
-                f"{', '.join(parsed.columns) or 'none'})"
-            )
-    else:
-        objects = [record.values for record in parsed.records if record.values is not None]
-        if objects and not any("image" in values for values in objects):
-            raise ManifestError(f"manifest {url}: no row has an 'image' field")
-    base_url = base_url_of(url)
-    rows, errors = check_records(parsed.records, defaults, base_url)
-    return Manifest(url=url, base_url=base_url, format=manifest_format, rows=rows, errors=errors)

@@ -16,6 +16,14 @@ MAX_PROMPT_CHARS = 2000
 MAX_SEED = 2**32 - 1
 """Largest accepted seed: seeds are unsigned 32-bit integers, ``0..4294967295``."""
 
+MAX_ROW_CHARS = 16 * 1024 * 1024
+"""Most characters one row of a text manifest may hold (16 Mi): a longer row is refused alone.
+
+Rows are read one at a time, so this bounds the memory one row can take.  A
+CSV or TSV record, a JSON Lines line or a JSON array item over it is skipped
+to its end without being held, and fails alone with field ``row``.
+"""
+
 ManifestFormat = Literal["csv", "tsv", "jsonl", "json", "parquet"]
 """The manifest formats :func:`~pika_tasks.manifest.read_manifest` reads."""
 

@@ -9,7 +9,7 @@ import math
 import os
 import posixpath
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -294,6 +294,10 @@ def _check(record: Record, defaults: RowDefaults, base_url: str) -> _Outcome:
             bad = _first_bad_text(key) or _first_bad_text(item)
             if bad is not None:
                 raise _Bad(key, f"is not valid UTF-8 ({bad_byte(bad)}): save the manifest as UTF-8")
+            # Past the first block a NUL byte fails its row (see _source.open_text); in
+            # JSON it can only be an escape, which the field's own checks judge.
+            if record.text and isinstance(item, str) and "\x00" in item:
+                raise _Bad(key, "holds a NUL byte: is part of the manifest binary? save it as text")
         row_id = _row_id(values)
         raw_image = _text(values, "image")
         if raw_image is None:
@@ -338,33 +342,43 @@ def _check(record: Record, defaults: RowDefaults, base_url: str) -> _Outcome:
     return _Outcome(record.row_number, row, None, row_id, auto)
 
 
-def check_records(
+def check_rows(
     records: Iterable[Record], defaults: RowDefaults, base_url: str
-) -> tuple[list[ManifestRow], list[RowError]]:
-    """Check every record and refuse duplicate ids; rows and errors in file order.
+) -> Iterator[ManifestRow | RowError]:
+    """Check each record as it comes and refuse duplicate ids; rows and errors in file order.
 
     An id is taken by the first row that names it, even when that row is
     refused for another reason, so fixing that row later cannot create a
-    duplicate.  Ids are compared ignoring case.
+    duplicate.  Ids are compared ignoring case.  Only the ids seen so far are
+    kept, never the rows.
+
+    Example:
+        >>> from pika_tasks.manifest._formats import Record
+        >>> records = [Record(1, {"id": "a", "image": "/a.png", "prompt": "p"}),
+        ...            Record(2, {"id": "A", "image": "/b.png", "prompt": "p"})]
+        >>> for item in check_rows(records, RowDefaults(), "/in"):
+        ...     print(item.reason if isinstance(item, RowError) else item.id)
+        a
+        duplicate id 'A' (the same as 'a' when case is ignored), first used on row 1
     """
-    outcomes = [_check(record, defaults, base_url) for record in records]
-    first_use: dict[str, tuple[int, str]] = {}
-    rows: list[ManifestRow] = []
-    errors: list[RowError] = []
-    for outcome in outcomes:
+    # Per id: the row that took it, and its spelling when that is not the folded key.
+    first_use: dict[str, int | tuple[int, str]] = {}
+    for record in records:
+        outcome = _check(record, defaults, base_url)
         error = outcome.error
         if outcome.id is not None:
             key = outcome.id.casefold()
-            if key in first_use:
-                if error is None:
-                    error = _duplicate(outcome, *first_use[key])
-            else:
-                first_use[key] = (outcome.row_number, outcome.id)
+            first = first_use.get(key)
+            if first is None:
+                row = outcome.row_number
+                first_use[key] = row if outcome.id == key else (row, outcome.id)
+            elif error is None:
+                first_row, first_id = first if isinstance(first, tuple) else (first, key)
+                error = _duplicate(outcome, first_row, first_id)
         if error is not None:
-            errors.append(error)
+            yield error
         elif outcome.row is not None:
-            rows.append(outcome.row)
-    return rows, errors
+            yield outcome.row
 
 
 def _duplicate(outcome: _Outcome, first_row: int, first_id: str) -> RowError:

@@ -15,6 +15,11 @@ import pytest
         "pika_tasks.manifest.ids",
         "pika_tasks.manifest._models",
         "pika_tasks.manifest._rows",
+        "pika_tasks.manifest._reader",
+        "pika_tasks.manifest._source",
+        "pika_tasks.manifest._delimited",
+        "pika_tasks.manifest._json",
+        "pika_tasks.manifest._parquet",
     ],
 )
 def test_docstring_examples(name: str) -> None:
