@@ -1,45 +1,15 @@
-"""Helpers for the manifest tests: write the same rows in every format."""
+"""Fixtures for the manifest tests: manifests written in any format, and fresh stores."""
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from collections.abc import Callable
 from typing import Any
 
 import fsspec
 import pytest
+from manifest_support import CountedStore, encode_rows
 
 Writer = Callable[..., str]
-
-
-def encode_rows(rows: list[dict[str, Any]], format: str) -> bytes:
-    """``rows`` as the bytes of a manifest in ``format`` (csv, tsv, jsonl, json, parquet)."""
-    if format in ("csv", "tsv"):
-        columns: list[str] = []
-        for row in rows:
-            columns.extend(key for key in row if key not in columns)
-        text = io.StringIO(newline="")
-        writer = csv.DictWriter(
-            text, fieldnames=columns, delimiter="," if format == "csv" else "\t"
-        )
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({key: "" if value is None else value for key, value in row.items()})
-        return text.getvalue().encode("utf-8")
-    if format == "jsonl":
-        return "".join(json.dumps(row) + "\n" for row in rows).encode("utf-8")
-    if format == "json":
-        return json.dumps(rows).encode("utf-8")
-    if format == "parquet":
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        sink = io.BytesIO()
-        pq.write_table(pa.Table.from_pylist(rows), sink)
-        return sink.getvalue()
-    raise ValueError(format)
 
 
 @pytest.fixture
@@ -84,5 +54,17 @@ def memory_root() -> Any:
     root = f"memory://manifest-tests-{uuid.uuid4().hex[:8]}"
     yield root
     fs = fsspec.filesystem("memory")
+    if fs.exists(root):
+        fs.rm(root, recursive=True)
+
+
+@pytest.fixture
+def counted_store() -> Any:
+    """A fresh folder on ``counted://``, an in-memory store that counts the bytes read."""
+    import uuid
+
+    root = f"counted://stream-{uuid.uuid4().hex[:8]}"
+    yield CountedStore(root)
+    fs = fsspec.filesystem("counted")
     if fs.exists(root):
         fs.rm(root, recursive=True)
