@@ -103,12 +103,17 @@ async def run_flow(
 ) -> BatchOutcome:
     """Our batch flow on a CSV manifest of ``rows`` rows, ``max_concurrency=concurrency``."""
     from pika_tasks.flows import image_to_video_batch
+    from pika_tasks.pipeline import BatchLimits
 
     manifest = write_manifest(out / "manifest", rows, image)
     outcome = BatchOutcome(rows=rows)
     outcome.started = time.monotonic()
     state = await image_to_video_batch(
-        str(manifest), str(out), max_concurrency=concurrency, return_state=True, **parameters
+        str(manifest),
+        str(out),
+        limits=BatchLimits(max_concurrency=concurrency),
+        return_state=True,
+        **parameters,
     )
     outcome.ended = time.monotonic()
     result = await state.aresult(raise_on_failure=False)

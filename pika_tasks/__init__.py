@@ -46,14 +46,19 @@ from pika_tasks.settings import PikaSettings
 if TYPE_CHECKING:
     from pika_tasks.client import PikaClient
     from pika_tasks.credentials import FalCredentials
-    from pika_tasks.flows import BatchResult, image_to_video_batch
+    from pika_tasks.flows import image_to_video_batch
+    from pika_tasks.manifest import RowDefaults
+    from pika_tasks.pipeline import BatchLimits, BatchResult, Location
     from pika_tasks.tasks import fetch_video, submit_image_to_video, wait_for_completion
 
 # Public names that live in modules importing Prefect (or httpx), loaded on first use.
 _LAZY = {
     "PikaClient": "pika_tasks.client",
     "FalCredentials": "pika_tasks.credentials",
-    "BatchResult": "pika_tasks.flows",
+    "BatchLimits": "pika_tasks.pipeline",
+    "BatchResult": "pika_tasks.pipeline",
+    "Location": "pika_tasks.pipeline",
+    "RowDefaults": "pika_tasks.manifest",
     "image_to_video_batch": "pika_tasks.flows",
     "fetch_video": "pika_tasks.tasks",
     "submit_image_to_video": "pika_tasks.tasks",
@@ -75,6 +80,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AuthenticationError",
+    "BatchLimits",
     "BatchResult",
     "CancelResponse",
     "DownloadInfo",
@@ -87,6 +93,7 @@ __all__ = [
     "ImageToVideoInput",
     "ImageToVideoOutput",
     "JobFailedError",
+    "Location",
     "MissingKeyError",
     "PikaClient",
     "PikaError",
@@ -97,6 +104,7 @@ __all__ = [
     "RequestNotFoundError",
     "RequestOptions",
     "ResultExpiredError",
+    "RowDefaults",
     "ServerError",
     "SubmitOutcomeUnknownError",
     "TransportError",

@@ -36,7 +36,7 @@ from decimal import Decimal
 
 from pika_tasks.errors import PikaError
 
-__all__ = ["Budget", "BudgetExceededError", "total_usd", "usd"]
+__all__ = ["Budget", "BudgetExceededError", "BudgetRefusedError", "total_usd", "usd"]
 
 
 def usd(amount: float | Decimal) -> str:
@@ -87,6 +87,17 @@ class BudgetExceededError(PikaError):
     def __reduce__(self) -> tuple[object, ...]:
         # Prefect pickles failures: rebuild from our own arguments.
         return (type(self), (self.label, self.amount_usd, self.spent_usd, self.limit_usd))
+
+
+class BudgetRefusedError(PikaError):
+    """The whole run was refused: the rows certain to be submitted cost more than the cap.
+
+    Every row that would have been submitted fails with this reason; nothing is paid.
+
+    Example:
+        >>> str(BudgetRefusedError("not started: 5 rows cost $1.00"))
+        'not started: 5 rows cost $1.00'
+    """
 
 
 class Budget:

@@ -6,9 +6,10 @@ flow run and worker using the same key keeps us within it::
 
     prefect gcl create fal-pika --limit 2
 
-Each row holds one slot from just before its submit until its video is
-fetched.  When the limit does not exist on the Prefect server, runs are still
-bounded by their local ``max_concurrency`` and say so once in the log.  An
+Each row holds one slot from just before its submit until fal reports its
+job done; the video downloads after the slot is given back.  When the limit
+does not exist on the Prefect server, runs are still bounded by their local
+``max_concurrency`` and say so once in the log.  An
 optional rate limit (a global limit with ``--slot-decay-per-second``) paces
 submits.
 
@@ -34,7 +35,9 @@ from prefect.client.orchestration import get_client
 from prefect.concurrency.asyncio import concurrency, rate_limit
 from prefect.exceptions import ObjectNotFound
 
-DEFAULT_LIMIT_NAME = "fal-pika"
+from pika_tasks.pipeline import DEFAULT_LIMIT_NAME
+
+__all__ = ["DEFAULT_LIMIT_NAME", "FalSlots", "limit_exists"]
 
 
 async def limit_exists(name: str) -> bool:

@@ -17,26 +17,20 @@ Example:
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 from pydantic import BaseModel, Field, computed_field
 
 from pika_tasks.budget import total_usd
 from pika_tasks.errors import PikaError
-from pika_tasks.flows.image_to_video import _row_fingerprint
-from pika_tasks.images import (
-    ImageCheck,
-    ImageLimits,
-    ImageSource,
-    inspect_image,
-    resolve_image,
-)
-from pika_tasks.manifest import ManifestRow, RowDefaults, read_manifest
+from pika_tasks.images import ImageLimits, ImageSource, resolve_image
+from pika_tasks.manifest import ManifestRow, RowDefaults, RowError, iter_manifest
 from pika_tasks.models import Duration, Resolution
+from pika_tasks.pipeline import Action, Planner, RowOutcome, RowPlan, started, stream_rows
 from pika_tasks.pricing import PriceTable
-from pika_tasks.records import Action, OutputLocation, decide
+from pika_tasks.records import OutputLocation
 from pika_tasks.settings import PikaSettings
 
 __all__ = ["CostEstimate", "CostLine", "InvalidRow", "estimate_batch"]
@@ -180,39 +174,12 @@ async def _would_upload(data: bytes, content_type: str, file_name: str) -> str:
     return f"upload:{file_name}"
 
 
-async def _plan(
-    row: ManifestRow,
-    *,
-    out: OutputLocation | None,
-    storage_options: dict[str, Any],
-    limits: ImageLimits,
-    endpoint_id: str,
-    resubmit_unknown: bool,
-) -> tuple[Action, ImageSource | None] | InvalidRow:
-    """The row's action and, for a row to submit, how its image would reach fal."""
-    try:
-        check: ImageCheck = await inspect_image(
-            row.image, storage_options=storage_options, limits=limits, keep_data=True
-        )
-        action = Action.SUBMIT
-        if out is not None:
-            record = await asyncio.to_thread(out.load, row.id)
-            video_exists = await asyncio.to_thread(out.video_exists, record)
-            # The run's own fingerprint: "done" and "changed" mean what they mean to the run.
-            row_fingerprint = _row_fingerprint(row, check, endpoint_id)
-            action = decide(
-                record, row_fingerprint, video_exists, resubmit_unknown=resubmit_unknown
-            )
-        if action is not Action.SUBMIT:
-            return action, None
-        resolved = await resolve_image(check, storage_options=storage_options, upload=_would_upload)
-    except PikaError as error:
-        return InvalidRow(
-            row_number=row.row_number,
-            id=row.id,
-            error=f"row {row.row_number}, field 'image': {error}",
-        )
-    return action, resolved.source
+async def _image_source(plan: RowPlan, storage_options: dict[str, Any]) -> ImageSource:
+    """How the row's image would reach fal, found without sending anything."""
+    resolved = await resolve_image(
+        plan.check, storage_options=storage_options, upload=_would_upload
+    )
+    return resolved.source
 
 
 async def estimate_batch(
@@ -229,6 +196,9 @@ async def estimate_batch(
     settings: PikaSettings | None = None,
 ) -> CostEstimate:
     """Check every row and image of a manifest and price the run, sending nothing to fal.
+
+    Rows are planned by the same :class:`~pika_tasks.pipeline.Planner` as the
+    run's, streamed from the manifest with ``max_concurrency`` images read at once.
 
     Args:
         manifest: CSV, JSON Lines, JSON or Parquet manifest at any fsspec URL.
@@ -257,9 +227,6 @@ async def estimate_batch(
     settings = settings or PikaSettings()
     prices = PriceTable.from_settings(settings)
     storage = storage_options or {}
-    parsed = await asyncio.to_thread(
-        read_manifest, manifest, defaults=defaults, storage_options=storage
-    )
     out = (
         OutputLocation(
             output, output_storage_options if output_storage_options is not None else storage
@@ -267,35 +234,59 @@ async def estimate_batch(
         if output is not None
         else None
     )
-    limits = ImageLimits(allow_private_addresses=allow_private_image_urls)
-    gate = asyncio.Semaphore(max(1, max_concurrency))
-
-    async def plan(row: ManifestRow) -> tuple[Action, ImageSource | None] | InvalidRow:
-        async with gate:
-            return await _plan(
-                row,
-                out=out,
-                storage_options=storage,
-                limits=limits,
-                endpoint_id=settings.endpoint_id,
-                resubmit_unknown=resubmit_unknown,
-            )
-
-    invalid = [
-        InvalidRow(row_number=error.row_number, id=error.id, error=str(error))
-        for error in parsed.errors
-    ]
+    planner = Planner(
+        out,
+        storage,
+        ImageLimits(allow_private_addresses=allow_private_image_urls),
+        settings.endpoint_id,
+        resubmit_unknown,
+    )
+    # A manifest that cannot be read at all raises here, before any image is read.
+    items = await started(iter_manifest(manifest, defaults=defaults, storage_options=storage))
+    invalid: list[InvalidRow] = []
     counts: Counter[tuple[Resolution, Duration, Action]] = Counter()
     images: Counter[str] = Counter()
-    planned = await asyncio.gather(*(plan(row) for row in parsed.rows))
-    for row, result in zip(parsed.rows, planned, strict=True):
-        if isinstance(result, InvalidRow):
-            invalid.append(result)
-            continue
-        action, source = result
-        counts[row.resolution, row.duration, action] += 1
-        if source is not None:
-            images[source.value] += 1
+    rows = 0
+
+    async def tally(plan: RowPlan) -> RowOutcome:
+        row = plan.row
+        outcome = RowOutcome(id=row.id, row_number=row.row_number, status="skipped")
+        try:
+            if plan.action is Action.SUBMIT:
+                images[(await _image_source(plan, storage)).value] += 1
+        except PikaError as error:
+            return outcome.model_copy(
+                update={
+                    "status": "failed",
+                    "error": f"row {row.row_number}, field 'image': {error}",
+                }
+            )
+        finally:
+            plan.check._data = None
+        counts[row.resolution, row.duration, plan.action] += 1
+        return outcome
+
+    def refused(outcome: RowOutcome) -> None:
+        # Rows refused by validation, by their image, or by how it would reach fal.
+        if outcome.status == "failed":
+            invalid.append(
+                InvalidRow(row_number=outcome.row_number, id=outcome.id, error=outcome.error or "")
+            )
+
+    def counted(items: Iterator[ManifestRow | RowError]) -> Iterator[ManifestRow | RowError]:
+        nonlocal rows
+        for item in items:
+            rows += 1
+            yield item
+
+    await stream_rows(
+        counted(items),
+        plan=planner.plan,
+        run=tally,
+        on_outcome=refused,
+        workers=max(1, max_concurrency),
+        lookahead=max(1, max_concurrency),
+    )
     kinds = sorted({(resolution, duration) for resolution, duration, _ in counts})
     lines = [
         CostLine(
@@ -313,7 +304,7 @@ async def estimate_batch(
     return CostEstimate(
         manifest=manifest,
         output=output,
-        rows=len(parsed.rows) + len(parsed.errors),
+        rows=rows,
         invalid=invalid,
         lines=lines,
         images=dict(images),

@@ -24,7 +24,7 @@ and ``manifest``.
 
 Example:
     >>> from pika_tasks.events import describe_row
-    >>> from pika_tasks.records import RowOutcome
+    >>> from pika_tasks.pipeline import RowOutcome
     >>> event = describe_row(
     ...     RowOutcome(id="a", row_number=1, status="failed", error="boom"),
     ...     output_url="/out/a.mp4",
@@ -44,7 +44,7 @@ from typing import Any
 from prefect.events import emit_event
 from prefect.events.schemas.events import Event
 
-from pika_tasks.records import RowOutcome
+from pika_tasks.pipeline import RowOutcome
 
 __all__ = ["VIDEO_COMPLETED", "VIDEO_FAILED", "RowEvent", "describe_row", "emit_row_event"]
 
@@ -83,7 +83,7 @@ def describe_row(
         manifest: the manifest the row came from.
 
     Example:
-        >>> from pika_tasks.records import RowOutcome
+        >>> from pika_tasks.pipeline import RowOutcome
         >>> describe_row(RowOutcome(id="a", row_number=1, status="skipped"), output_url=None)
     """
     if outcome.status == "succeeded":
@@ -135,7 +135,7 @@ def emit_row_event(
     network problem; Prefect logs it.
 
     Example:
-        >>> from pika_tasks.records import RowOutcome
+        >>> from pika_tasks.pipeline import RowOutcome
         >>> emit_row_event(  # doctest: +SKIP
         ...     RowOutcome(id="a", row_number=1, status="succeeded"), output_url="/out/a.mp4"
         ... )

@@ -7,7 +7,7 @@ command draws it with Rich, a notebook could print it.
 
 Example:
     >>> from pika_tasks.progress import ProgressTracker
-    >>> from pika_tasks.records import RowOutcome
+    >>> from pika_tasks.pipeline import RowOutcome
     >>> seen = []
     >>> tracker = ProgressTracker(total=2, callback=seen.append)
     >>> tracker.start()
@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 from pydantic import BaseModel, ConfigDict
 
-from pika_tasks.records import RowOutcome
+from pika_tasks.pipeline import RowOutcome
 
 __all__ = ["BatchProgress", "ProgressCallback", "ProgressTracker"]
 
@@ -35,7 +35,8 @@ class BatchProgress(BaseModel):
     """Where a batch stands.
 
     Attributes:
-        total: rows in the manifest, valid or not.
+        total: rows in the manifest, valid or not; None until the run has
+            counted them (rows start before the whole manifest is read).
         succeeded: rows whose video was written in this run.
         failed: rows that failed (including invalid and refused rows).
         skipped: rows already done before this run.
@@ -50,7 +51,7 @@ class BatchProgress(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    total: int
+    total: int | None
     succeeded: int = 0
     failed: int = 0
     skipped: int = 0
@@ -64,9 +65,9 @@ class BatchProgress(BaseModel):
         return self.succeeded + self.failed + self.skipped + self.cancelled
 
     @property
-    def remaining(self) -> int:
-        """Rows not finished yet."""
-        return max(0, self.total - self.done)
+    def remaining(self) -> int | None:
+        """Rows not finished yet (None until the rows are counted)."""
+        return None if self.total is None else max(0, self.total - self.done)
 
 
 ProgressCallback = Callable[[BatchProgress], object]
@@ -80,7 +81,7 @@ class ProgressTracker:
     must never break a run.
 
     Args:
-        total: rows in the manifest.
+        total: rows in the manifest, or None until counted (see :meth:`set_total`).
         callback: receives a :class:`BatchProgress` after every change (or None).
         spend: returns the money committed so far (default: the sum of the
             finished rows' ``cost_usd``).
@@ -88,7 +89,7 @@ class ProgressTracker:
 
     def __init__(
         self,
-        total: int,
+        total: int | None,
         callback: ProgressCallback | None,
         spend: Callable[[], float] | None = None,
     ) -> None:
@@ -104,6 +105,10 @@ class ProgressTracker:
     def start(self) -> None:
         """Report the starting point (nothing finished yet)."""
         self._report(self._state)
+
+    def set_total(self, total: int) -> None:
+        """The manifest's row count, once counted, and report it."""
+        self._report(self._state.model_copy(update={"total": total}))
 
     def finished(self, outcome: RowOutcome) -> None:
         """Count one finished row and report it."""

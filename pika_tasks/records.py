@@ -4,7 +4,7 @@ For each row ``{id}``::
 
     {output}/{id}.mp4     the video, written atomically
     {output}/{id}.json    the row's record: inputs, fingerprint, request, outcome
-    {output}/_runs/*.jsonl  one report per run, one line per row
+    {output}/_runs/*.jsonl  one report per run (see :mod:`pika_tasks.pipeline`)
 
 The record is written just before a submit (state ``submitting``) and again
 right after it (``submitted``, with the request), before any waiting, so a
@@ -31,19 +31,15 @@ from __future__ import annotations
 import hashlib
 import json
 import posixpath
-from collections.abc import Iterable
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from pika_tasks.manifest import RowError
 from pika_tasks.models import File, RequestHandle
 from pika_tasks.storage import exists, filesystem, join, read_text, write_text_atomic
 
 RecordState = Literal["submitting", "submitted", "succeeded", "failed", "cancelled"]
-RUNS_FOLDER = "_runs"
 
 
 def utc_now() -> str:
@@ -80,60 +76,6 @@ class RowRecord(BaseModel):
     sha256: str | None = None
     content_type: str | None = None
     error: str | None = None
-
-
-class Action(StrEnum):
-    """What a run does with a row, decided from its record."""
-
-    SKIP = "skip"  # done for these inputs: nothing to pay
-    REATTACH = "reattach"  # submitted earlier: wait for and fetch that request
-    SUBMIT = "submit"  # never reached the queue, failed, cancelled or inputs changed
-    UNKNOWN = "unknown"  # a submit may have reached fal; its answer was never recorded
-
-
-def decide(
-    record: RowRecord | None,
-    row_fingerprint: str,
-    video_exists: bool,
-    *,
-    resubmit_unknown: bool = False,
-) -> Action:
-    """The action for a row, given its record and whether its video is there.
-
-    >>> decide(None, "f", False)
-    <Action.SUBMIT: 'submit'>
-    """
-    if record is None or record.fingerprint != row_fingerprint:
-        return Action.SUBMIT
-    if record.state == "submitting":
-        return Action.SUBMIT if resubmit_unknown else Action.UNKNOWN
-    if record.state == "succeeded" and video_exists:
-        return Action.SKIP
-    if record.request is not None and record.state in ("submitted", "succeeded"):
-        return Action.REATTACH
-    return Action.SUBMIT
-
-
-class RowOutcome(BaseModel):
-    """One line of a run report."""
-
-    id: str | None
-    row_number: int
-    status: Literal["succeeded", "failed", "skipped", "cancelled"]
-    action: str | None = None
-    error: str | None = None
-    output: str | None = None
-    request_id: str | None = None
-    seconds: float | None = None
-    cost_usd: float = 0.0
-
-
-def invalid_row_outcomes(errors: Iterable[RowError]) -> list[RowOutcome]:
-    """Report lines for the manifest rows that failed validation (nothing was submitted)."""
-    return [
-        RowOutcome(id=error.id, row_number=error.row_number, status="failed", error=str(error))
-        for error in errors
-    ]
 
 
 class OutputLocation:
@@ -190,19 +132,18 @@ class OutputLocation:
         found = (self.load(name.removesuffix(".json")) for name in sorted(names))
         return [record for record in found if record is not None]
 
-    def write_report(self, run_name: str, outcomes: list[RowOutcome]) -> str:
-        """Write one run's report (JSON Lines) and return its URL."""
-        url = join(self.url, RUNS_FOLDER, f"{run_name}.jsonl")
-        lines = "".join(outcome.model_dump_json() + "\n" for outcome in outcomes)
-        write_text_atomic(url, lines, self.storage_options)
-        return url
-
-    def reports(self) -> list[str]:
-        """URLs of every run report here, oldest first."""
-        fs, path = filesystem(join(self.url, RUNS_FOLDER), self.storage_options)
-        if not fs.exists(path):
-            return []
-        names = sorted(
-            posixpath.basename(p) for p in fs.ls(path, detail=False) if p.endswith(".jsonl")
-        )
-        return [join(self.url, RUNS_FOLDER, name) for name in names]
+    def recorded_ids(self) -> set[str]:
+        """The ids of every row with a record here, from one listing of the folder."""
+        fs, path = filesystem(self.url, self.storage_options)
+        try:
+            names = fs.ls(path, detail=False, refresh=True)
+        except FileNotFoundError:
+            return set()
+        finally:
+            # A listing cached now would answer later existence checks with old news.
+            fs.invalidate_cache(path)
+        return {
+            posixpath.basename(name).removesuffix(".json")
+            for name in names
+            if name.endswith(".json")
+        }

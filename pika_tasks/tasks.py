@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -44,8 +43,8 @@ from pika_tasks.models import (
     RequestHandle,
     RequestOptions,
 )
+from pika_tasks.pipeline import copy_video
 from pika_tasks.settings import PikaSettings
-from pika_tasks.storage import atomic_writer_async
 
 #: Tags on every task, so ``prefect concurrency-limit create fal N`` bounds them all.
 FAL_TAG = "fal"
@@ -148,7 +147,8 @@ async def submit_image_to_video(
     )
     async with _client_for(client, credentials, settings) as fal:
         handle = await fal.submit(payload, options=options)
-    get_run_logger().info(
+    # At DEBUG: the wait task's line names the request, and every line is an API write.
+    get_run_logger().debug(
         "%s: queued as %s (position %s)", label, handle.request_id, handle.queue_position
     )
     return handle
@@ -210,20 +210,19 @@ async def wait_for_completion(
     name = _label(handle, label)
     seen_logs = 0
     last_step: tuple[str, int | None] | None = None
+    runner: list[str] = []
 
     def report(status: QueueStatus) -> None:
         nonlocal seen_logs, last_step
         step = (status.status, status.queue_position)
         if step != last_step and status.status != "COMPLETED":
-            # The start of processing is news for the run's log; queue positions go
-            # to DEBUG (the submit logged the first, and a long queue moves whenever
-            # a job ahead ends); the completion is logged below, with its metrics.
-            level = logging.INFO if status.status == "IN_PROGRESS" else logging.DEBUG
-            logger.log(level, "%s: %s", name, _describe_status(status))
+            # Steps go to DEBUG: every log line is an API write the user pays for (Prefect
+            # Cloud rate-limits them), and the task run's own states already say when the
+            # wait started and ended.
+            logger.debug("%s: %s", name, _describe_status(status))
         last_step = step
         logs = status.logs if isinstance(status.logs, list) else []
-        for entry in logs[seen_logs:]:
-            logger.info("%s: runner: %s", name, entry.get("message", entry))
+        runner.extend(str(entry.get("message", entry)) for entry in logs[seen_logs:])
         seen_logs = max(seen_logs, len(logs))
 
     async with _client_for(client, credentials, settings) as fal:
@@ -238,9 +237,26 @@ async def wait_for_completion(
                     answer = await asyncio.shield(fal.cancel(handle))
                     logger.warning("%s: gave up waiting; cancel: %s", name, answer.status)
             raise
-    metrics = final.metrics or {}
-    logger.info("%s: completed (inference %.1fs)", name, metrics.get("inference_time", 0.0))
+        except BaseException:
+            if runner:
+                logger.info("%s: runner: %s", name, _joined(runner))
+            raise
+    inference = (final.metrics or {}).get("inference_time", 0.0)
+    # One line per job, the runner's own log folded in: one API write, not one per line.
+    logger.info(
+        "%s: %s completed (inference %.1fs)%s",
+        name,
+        handle.request_id,
+        inference,
+        f"; runner: {_joined(runner)}" if runner else "",
+    )
     return final
+
+
+def _joined(lines: list[str], limit: int = 4000) -> str:
+    """The runner's log lines as one, the newest kept when they are long."""
+    text = " | ".join(lines)
+    return text if len(text) <= limit else "…" + text[-(limit - 1) :]
 
 
 @task(name="fetch-video", task_run_name=_run_name("fetch"), **_RETRY_DEFAULTS)
@@ -282,9 +298,8 @@ async def fetch_video(
         >>> video = await fetch_video(handle, "s3://bucket/videos/a.mp4")  # doctest: +SKIP
     """
     async with _client_for(client, credentials, settings) as fal:
-        if output is None:
-            output = await fal.result(handle)
-        async with atomic_writer_async(destination, storage_options) as sink:
-            info = await fal.download(output.video.url, sink.write)
-    get_run_logger().info("%s: wrote %s (%d bytes)", _label(handle, label), destination, info.size)
-    return DownloadedFile(path=destination, video=output.video, **info.model_dump())
+        video = await copy_video(
+            fal, handle, destination, storage_options=storage_options, output=output
+        )
+    get_run_logger().info("%s: wrote %s (%d bytes)", _label(handle, label), destination, video.size)
+    return video

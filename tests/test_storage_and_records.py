@@ -9,7 +9,8 @@ import fsspec
 import pytest
 
 from pika_tasks.models import RequestHandle
-from pika_tasks.records import Action, OutputLocation, RowOutcome, RowRecord, decide
+from pika_tasks.pipeline import Action, ReportWriter, RowOutcome, decide, report_urls
+from pika_tasks.records import OutputLocation, RowRecord
 from pika_tasks.storage import (
     TEMP_MARKER,
     atomic_writer,
@@ -73,8 +74,11 @@ def test_records_round_trip_and_reports(location: tuple[str, dict[str, Any]]) ->
     out.save(record)
     assert out.load("a") == record
     assert out.load("missing") is None
-    url = out.write_report("run-1", [RowOutcome(id="a", row_number=1, status="succeeded")])
-    assert out.reports() == [url]
+    assert out.recorded_ids() == {"a"}
+    with ReportWriter(base, "run-1", options) as report:
+        report.add(RowOutcome(id="a", row_number=1, status="succeeded"))
+        url = report.close().report_url
+    assert report_urls(base, options) == [url]
     assert read_bytes(url, options).decode().count("\n") == 1
 
 

@@ -81,7 +81,7 @@ class LiveProgress:
             completed=progress.done,
             done=progress.succeeded + progress.skipped,
             failed=progress.failed + progress.cancelled,
-            left=progress.remaining,
+            left="?" if progress.remaining is None else progress.remaining,
             spend=progress.spend_usd,
         )
 

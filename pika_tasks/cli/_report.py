@@ -52,7 +52,7 @@ def report(
     at list prices, and every failed row with its reason.
     """
     from pika_tasks.cli._tables import print_failures, run_summary, runs_overview
-    from pika_tasks.reporting import read_reports
+    from pika_tasks.pipeline import read_reports
 
     options = json_option("--storage-options", storage_options)
     try:

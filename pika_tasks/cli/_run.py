@@ -33,7 +33,7 @@ from pika_tasks.cli._common import (
     stdout,
 )
 from pika_tasks.errors import MissingKeyError, PikaError
-from pika_tasks.manifest import ManifestError, read_manifest
+from pika_tasks.manifest import ManifestError, iter_manifest
 from pika_tasks.settings import PikaSettings
 
 # The local emulator does not check keys; this one only satisfies the client.
@@ -136,7 +136,9 @@ def run(
         except MissingKeyError as error:
             fail_usage(str(error))
     try:
-        read_manifest(manifest, defaults=defaults, storage_options=options)
+        # The first row only: a manifest that cannot be read at all is a usage error;
+        # its rows are checked as the run streams them.
+        next(iter_manifest(manifest, defaults=defaults, storage_options=options), None)
     except ManifestError as error:
         fail_usage(str(error))
 
@@ -144,20 +146,22 @@ def run(
 
     from pika_tasks.cli._live import LiveProgress
     from pika_tasks.cli._tables import print_failures, run_summary
-    from pika_tasks.flows.image_to_video import BatchResult, image_to_video_batch
-    from pika_tasks.reporting import read_report
+    from pika_tasks.flows.image_to_video import image_to_video_batch
+    from pika_tasks.pipeline import BatchLimits, BatchResult, Location, read_report
 
     parameters: dict[str, Any] = {
-        "manifest": manifest,
-        "output": out,
-        **defaults.model_dump(),
-        "max_concurrency": max_concurrency,
-        "storage_options": options,
-        "output_storage_options": out_options,
-        "wait_timeout": wait_timeout,
+        "manifest": Location(url=manifest, storage_options=options or {}),
+        "output": Location(
+            url=out, storage_options=(out_options if out_options is not None else options) or {}
+        ),
+        "defaults": defaults,
+        "limits": BatchLimits(
+            max_concurrency=max_concurrency,
+            max_spend_usd=max_spend_usd,
+            wait_timeout=wait_timeout,
+        ),
         "fail_on_partial": not allow_partial,
         "resubmit_unknown": resubmit_unknown,
-        "max_spend_usd": max_spend_usd,
         # The local emulator serves uploaded images on loopback.
         "allow_private_image_urls": local,
     }
@@ -178,7 +182,7 @@ def run(
         usage = isinstance(result, MissingKeyError | ManifestError)
         raise typer.Exit(EXIT_USAGE if usage else EXIT_ROWS_FAILED)
     try:
-        report = read_report(result.report_url, out_options if out_options is not None else options)
+        report = read_report(result.report_url, parameters["output"].storage_options)
     except PikaError as error:
         console.print(f"[yellow]The run report could not be read back: {error}[/yellow]")
     else:

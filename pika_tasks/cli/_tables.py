@@ -7,7 +7,7 @@ from rich.table import Table
 
 from pika_tasks.budget import total_usd, usd
 from pika_tasks.estimate import CostEstimate
-from pika_tasks.reporting import RunReport
+from pika_tasks.pipeline import RunReport
 
 
 def _when(report: RunReport) -> str:

@@ -14,7 +14,6 @@ next run re-attaches to them instead.
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 from typing import Any
 
 from prefect import Flow
@@ -24,7 +23,8 @@ from prefect.logging import get_logger
 from pika_tasks.client import PikaClient
 from pika_tasks.credentials import FalCredentials
 from pika_tasks.errors import PikaError
-from pika_tasks.records import OutputLocation, RowOutcome, RowRecord
+from pika_tasks.pipeline import Location, ReportWriter, RowOutcome, report_name
+from pika_tasks.records import OutputLocation, RowRecord
 from pika_tasks.settings import PikaSettings
 
 logger = get_logger("pika_tasks.cancellation")
@@ -77,12 +77,8 @@ async def cancel_remote_requests(
     flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]
 ) -> None:
     """Flow hook: cancel this run's unfinished requests at fal and record them cancelled."""
-    parameters = dict(flow_run.parameters)
-    output_options = parameters.get("output_storage_options")
-    out = OutputLocation(
-        parameters["output"],
-        output_options if output_options is not None else parameters.get("storage_options"),
-    )
+    target = Location.of(dict(flow_run.parameters)["output"])
+    out = OutputLocation(target.url, target.storage_options)
     mine = [
         record
         for record in await asyncio.to_thread(out.records)
@@ -108,6 +104,7 @@ async def cancel_remote_requests(
             await asyncio.to_thread(out.save, cancelled)
     finished = {record.id: record for record in mine}
     finished.update({r.id: r.model_copy(update={"state": "cancelled"}) for r in pending})
-    outcomes = sorted((_outcome(r) for r in finished.values()), key=lambda o: o.row_number)
-    name = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{flow_run.name}"
-    await asyncio.to_thread(out.write_report, name, outcomes)
+    with ReportWriter(out.url, report_name(flow_run.name), out.storage_options) as report:
+        for record in sorted(finished.values(), key=lambda r: int(r.row.get("row_number", 0))):
+            report.add(_outcome(record))
+        await asyncio.to_thread(report.close)

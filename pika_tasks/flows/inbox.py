@@ -25,7 +25,8 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from pika_tasks.flows.image_to_video import BatchResult, image_to_video_batch
+from pika_tasks.flows.image_to_video import image_to_video_batch
+from pika_tasks.pipeline import BatchLimits, BatchResult, Location
 from pika_tasks.records import utc_now
 from pika_tasks.storage import exists, filesystem, join, write_text_atomic
 
@@ -60,41 +61,43 @@ def pending_manifests(inbox: str, storage_options: dict[str, Any] | None = None)
 
 @flow(name="image-to-video-inbox")
 async def process_inbox(
-    inbox: str,
-    output: str,
-    storage_options: dict[str, Any] | None = None,
-    output_storage_options: dict[str, Any] | None = None,
-    max_concurrency: int = 4,
+    inbox: str | Location,
+    output: str | Location,
+    limits: BatchLimits | None = None,
 ) -> list[str]:
     """Run the batch flow on every new manifest in ``inbox`` and mark it processed.
 
     Args:
-        inbox: folder (any fsspec URL) where manifests are dropped.
-        output: folder under which each manifest gets ``{output}/{manifest name}/``.
-        storage_options: fsspec options for the inbox, manifests and images.
-        output_storage_options: fsspec options for ``output`` (default: ``storage_options``).
-        max_concurrency: rows in flight at once per manifest.
+        inbox: folder where manifests are dropped: a URL, or a
+            :class:`~pika_tasks.pipeline.Location` with the fsspec options for
+            the inbox, its manifests and their images.
+        output: folder under which each manifest gets ``{output}/{manifest name}/``:
+            a URL or a :class:`~pika_tasks.pipeline.Location`.
+        limits: the batch runs' limits (rows at fal at once, spending cap...).
 
     Returns:
         The manifests processed by this run.
+
+    Example:
+        >>> asyncio.run(process_inbox("s3://bucket/inbox", "s3://bucket/videos"))  # doctest: +SKIP
     """
     logger = get_run_logger()
-    manifests = pending_manifests(inbox, storage_options)
-    logger.info("%d new manifests in %s", len(manifests), inbox)
+    source, target = Location.of(inbox), Location.of(output)
+    manifests = pending_manifests(source.url, source.storage_options)
+    logger.info("%d new manifests in %s", len(manifests), source.url)
     for manifest in manifests:
         name = posixpath.basename(manifest)
+        destination = target.model_copy(update={"url": join(target.url, manifest_stem(name))})
         state = await image_to_video_batch(
-            manifest,
-            join(output, manifest_stem(name)),
-            storage_options=storage_options,
-            output_storage_options=output_storage_options,
-            max_concurrency=max_concurrency,
+            source.model_copy(update={"url": manifest}),
+            destination,
+            limits=limits,
             return_state=True,
         )
         result = await state.aresult(raise_on_failure=False)
         marker: dict[str, Any] = {
             "manifest": manifest,
-            "output": join(output, manifest_stem(name)),
+            "output": destination.url,
             "finished_at": utc_now(),
             "state": state.name,
             "message": state.message,
@@ -102,8 +105,8 @@ async def process_inbox(
         if isinstance(result, BatchResult):
             marker["result"] = result.model_dump()
         write_text_atomic(
-            join(inbox, PROCESSED_FOLDER, f"{name}.json"),
+            join(source.url, PROCESSED_FOLDER, f"{name}.json"),
             json.dumps(marker, indent=2),
-            storage_options,
+            source.storage_options,
         )
     return manifests

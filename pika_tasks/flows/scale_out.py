@@ -1,6 +1,6 @@
 """Scale-out: one large manifest, run as shards on a work pool, merged into one report.
 
-The manifest is validated once here; its valid rows are written as shard
+The manifest is streamed once here; its valid rows are written as shard
 manifests under ``{output}/_shards/{run}/`` and each shard runs as its own
 run of the batch deployment (``arun_deployment``), so every worker polling the
 pool takes a share.  All shards write to the same output and hold slots of the
@@ -17,7 +17,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from collections.abc import Iterator
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -26,81 +26,86 @@ from prefect.deployments.flow_runs import arun_deployment
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed
 
-from pika_tasks.flows.image_to_video import BatchResult, summarize
-from pika_tasks.manifest import RowDefaults, read_manifest
-from pika_tasks.models import Duration, Resolution
-from pika_tasks.records import OutputLocation, RowOutcome, invalid_row_outcomes
-from pika_tasks.shards import read_report, renumber, reports_of_runs, write_shards
+from pika_tasks.manifest import ManifestRow, RowDefaults, RowError, iter_manifest
+from pika_tasks.pipeline import (
+    BatchResult,
+    Location,
+    ReportWriter,
+    RowOutcome,
+    invalid_row_outcome,
+    read_report,
+    report_name,
+    started,
+)
+from pika_tasks.shards import renumber, reports_of_runs, write_shards
 from pika_tasks.storage import join
+
+__all__ = ["DEFAULT_BATCH_DEPLOYMENT", "image_to_video_scale_out"]
 
 DEFAULT_BATCH_DEPLOYMENT = "image-to-video-batch/batch"
 
 
 @flow(name="image-to-video-scale-out")
 async def image_to_video_scale_out(
-    manifest: str,
-    output: str,
+    manifest: str | Location,
+    output: str | Location,
     deployment: str = DEFAULT_BATCH_DEPLOYMENT,
     shard_size: int = 500,
-    prompt: str | None = None,
-    prompt_suffix: str = "",
-    negative_prompt: str | None = None,
-    resolution: Resolution | None = None,
-    duration: Duration | None = None,
-    seed: int | None = None,
-    storage_options: dict[str, Any] | None = None,
-    output_storage_options: dict[str, Any] | None = None,
+    defaults: RowDefaults | None = None,
+    image_storage_options: dict[str, Any] | None = None,
     shard_parameters: dict[str, Any] | None = None,
     fail_on_partial: bool = True,
 ) -> State[BatchResult]:
     """Split ``manifest`` into shards, run each on the batch deployment, merge the reports.
 
     Args:
-        manifest: the manifest, at any fsspec URL (see the batch flow).
+        manifest: the manifest, a URL or a :class:`~pika_tasks.pipeline.Location`
+            (see the batch flow).
         output: where every shard writes its videos, records and reports.
         deployment: the batch deployment each shard runs on, ``flow-name/deployment-name``.
         shard_size: rows per shard (and so per deployment run).
-        prompt: prompt for rows that have none.
-        prompt_suffix: text appended to every row's prompt.
-        negative_prompt: negative prompt for rows that have none.
-        resolution: resolution for rows that have none.
-        duration: duration for rows that have none.
-        seed: seed for rows that have none.
-        storage_options: fsspec options for the manifest and images.
-        output_storage_options: fsspec options for ``output`` (default: ``storage_options``).
-        shard_parameters: more parameters for every shard run (e.g. ``max_concurrency``).
+        defaults: values for rows that leave fields empty (as the batch flow's).
+        image_storage_options: fsspec options for the images (default: the manifest's).
+        shard_parameters: more parameters for every shard run (e.g.
+            ``{"limits": {"max_concurrency": 8}}``).
         fail_on_partial: end Failed when any row failed.
 
     Returns:
         The merged counts; the merged report is ``{output}/_runs/{time}-{run}-merged.jsonl``.
+
+    Example:
+        >>> image_to_video_scale_out("s3://b/in/big.csv", "s3://b/out")  # doctest: +SKIP
     """
     logger = get_run_logger()
-    storage = storage_options or {}
-    out_options = output_storage_options if output_storage_options is not None else storage
-    out = OutputLocation(output, out_options)
-    defaults = RowDefaults(
-        prompt=prompt,
-        prompt_suffix=prompt_suffix,
-        negative_prompt=negative_prompt,
-        resolution=resolution,
-        duration=duration,
-        seed=seed,
-    )
-    parsed = await asyncio.to_thread(
-        read_manifest, manifest, defaults=defaults, storage_options=storage
-    )
-    outcomes = invalid_row_outcomes(parsed.errors)
+    source, target = Location.of(manifest), Location.of(output)
     run_name = flow_run.get_name() or "local"
-    folder = join(output, "_shards", run_name)
-    shards = await asyncio.to_thread(write_shards, parsed.rows, folder, shard_size, out_options)
-    logger.info("%d valid rows in %d shards under %s", len(parsed.rows), len(shards), folder)
+    folder = join(target.url, "_shards", run_name)
+    row_numbers: dict[str, int] = {}
+    invalid: list[RowError] = []
+
+    def valid_rows(items: Iterator[ManifestRow | RowError]) -> Iterator[ManifestRow]:
+        for item in items:
+            if isinstance(item, RowError):
+                invalid.append(item)
+            else:
+                row_numbers[item.id] = item.row_number
+                yield item
+
+    # The manifest streams once into shards: one shard's rows in memory at a time.
+    items = await started(
+        iter_manifest(source.url, defaults=defaults, storage_options=source.storage_options)
+    )
+    shards = await asyncio.to_thread(
+        write_shards, valid_rows(items), folder, shard_size, target.storage_options
+    )
+    logger.info("%d valid rows in %d shards under %s", len(row_numbers), len(shards), folder)
 
     names = [f"{run_name}-shard-{number:04d}" for number in range(len(shards))]
     parameters = {
-        "output": output,
-        "storage_options": storage,
-        "output_storage_options": out_options,
-        "manifest_storage_options": out_options,
+        "output": target.model_dump(),
+        "image_storage_options": image_storage_options
+        if image_storage_options is not None
+        else source.storage_options,
         # The parent decides: a failed shard is reported here, not as its own failure.
         "fail_on_partial": False,
         **(shard_parameters or {}),
@@ -109,42 +114,48 @@ async def image_to_video_scale_out(
         *(
             arun_deployment(
                 deployment,
-                parameters={**parameters, "manifest": url},
+                parameters={
+                    **parameters,
+                    "manifest": {"url": url, "storage_options": target.storage_options},
+                },
                 flow_run_name=name,
                 as_subflow=True,
             )
             for url, name in zip(shards, names, strict=True)
         )
     )
-    reports = await asyncio.to_thread(reports_of_runs, out, names)
-    row_numbers = {row.id: row.row_number for row in parsed.rows}
-    reported: set[str] = set()
-    for run, name in zip(runs, names, strict=True):
-        state = run.state.name if run.state else "unknown"
-        if name not in reports:
-            logger.error("shard run %s ended %s without a report", name, state)
-            continue
-        shard_outcomes = await asyncio.to_thread(read_report, reports[name], out_options)
-        outcomes.extend(renumber(shard_outcomes, row_numbers))
-        reported.update(o.id for o in shard_outcomes if o.id)
-    # Rows of shards that never reported are not lost: they are failures to run again.
-    outcomes.extend(
-        RowOutcome(
-            id=row.id,
-            row_number=row.row_number,
-            status="failed",
-            error="its shard run did not finish",
-        )
-        for row in parsed.rows
-        if row.id not in reported
+    reports = await asyncio.to_thread(
+        reports_of_runs, target.url, names, target.storage_options
     )
-    outcomes.sort(key=lambda o: o.row_number)
-    stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
-    report_url = await asyncio.to_thread(out.write_report, f"{stamp}-{run_name}-merged", outcomes)
-    result = summarize(outcomes, report_url)
+    merged = report_name(f"{run_name}-merged")
+    with ReportWriter(target.url, merged, target.storage_options) as report:
+        for error in invalid:
+            report.add(invalid_row_outcome(error))
+        reported: set[str] = set()
+        for run, name in zip(runs, names, strict=True):
+            state = run.state.name if run.state else "unknown"
+            if name not in reports:
+                logger.error("shard run %s ended %s without a report", name, state)
+                continue
+            shard = await asyncio.to_thread(read_report, reports[name], target.storage_options)
+            for outcome in renumber(shard.rows, row_numbers):
+                report.add(outcome)
+                reported.add(outcome.id or "")
+        # Rows of shards that never reported are not lost: they are failures to run again.
+        for row_id, row_number in row_numbers.items():
+            if row_id not in reported:
+                report.add(
+                    RowOutcome(
+                        id=row_id,
+                        row_number=row_number,
+                        status="failed",
+                        error="its shard run did not finish",
+                    )
+                )
+        result = await asyncio.to_thread(report.close)
     message = (
         f"{len(shards)} shards: {result.succeeded} succeeded, {result.failed} failed, "
-        f"{result.skipped} skipped of {result.total} rows; report: {report_url}"
+        f"{result.skipped} skipped of {result.total} rows; report: {result.report_url}"
     )
     logger.info(message)
     if result.failed and fail_on_partial:

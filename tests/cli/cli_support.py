@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import os
 import subprocess
 import sys
@@ -13,6 +12,8 @@ from typing import Any
 import numpy as np
 from helpers import png_bytes
 from PIL import Image
+
+from pika_tasks.pipeline import read_report
 
 KEY = "fal-test-KEY-cli-5b1e"
 
@@ -76,4 +77,5 @@ def report_lines(out: Path) -> list[dict[str, Any]]:
     """The lines of the newest run report under ``out``."""
     reports = sorted((out / "_runs").glob("*.jsonl"))
     assert reports, f"no run report under {out}"
-    return [json.loads(line) for line in reports[-1].read_text().splitlines()]
+    # Lines are written as rows finish; read in manifest order, as the report reader does.
+    return [row.model_dump() for row in read_report(str(reports[-1])).rows]

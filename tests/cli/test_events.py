@@ -21,8 +21,8 @@ from pydantic import SecretStr
 
 from pika_tasks.events import describe_row
 from pika_tasks.flows import image_to_video_batch
+from pika_tasks.pipeline import RowOutcome
 from pika_tasks.progress import BatchProgress
-from pika_tasks.records import RowOutcome
 
 pytestmark = [pytest.mark.usefixtures("prefect_harness"), pytest.mark.timeout(120)]
 
@@ -92,11 +92,14 @@ async def test_rows_emit_events_and_report_progress(
         assert roles[f"prefect.flow-run.{flow_run_id}"] == "flow-run"
         assert "flow" in roles.values()  # added by Prefect from the run's context
 
-    assert seen[0] == BatchProgress(total=2)
+    # The rows start before they are counted: the total arrives once the first pass ends.
+    assert seen[0] == BatchProgress(total=None)
     last = seen[-1]
-    assert (last.done, last.succeeded, last.failed, last.remaining) == (2, 1, 1, 0)
+    assert (last.total, last.done, last.succeeded, last.failed, last.remaining) == (2, 2, 1, 1, 0)
     assert last.spend_usd == 0.2
-    assert len(seen) == 3 and {p.row.id for p in seen[1:] if p.row} == {"ok", "bad"}
+    counted = next(n for n, p in enumerate(seen) if p.total is not None)
+    assert [p.total for p in seen] == [None] * counted + [2] * (len(seen) - counted)
+    assert len(seen) == 4 and {p.row.id for p in seen[1:] if p.row} == {"ok", "bad"}
 
     # The documented automation fires on the failure and only on it.
     from prefect.server.events.schemas.automations import EventTrigger

@@ -15,6 +15,7 @@ import pytest
 from helpers import probe_video, write_manifest
 from prefect_stack import ROOT, PrefectStack, wait_until
 
+from pika_tasks.pipeline import report_urls
 from pika_tasks.records import OutputLocation
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(480)]
@@ -102,7 +103,7 @@ def test_scale_out_on_two_workers_stays_under_the_global_limit(
     assert 1 <= stats["max_in_progress"] <= LIMIT
     for n in range(len(rows)):
         assert probe_video((out / f"r{n}.mp4").read_bytes())["codec"] == "h264"
-    merged = [u for u in OutputLocation(str(out)).reports() if u.endswith("-merged.jsonl")]
+    merged = [u for u in report_urls(str(out)) if u.endswith("-merged.jsonl")]
     assert len(merged) == 1
     lines = [json.loads(line) for line in Path(merged[0]).read_text().splitlines()]
     assert sorted(line["row_number"] for line in lines) == list(range(1, len(rows) + 1))

@@ -16,12 +16,15 @@ from helpers import png_bytes, probe_video, settled_task_runs, write_manifest
 from prefect.client.orchestration import get_client
 
 from pika_tasks.flows import BatchResult, image_to_video_batch
-from pika_tasks.records import OutputLocation
+from pika_tasks.manifest import RowDefaults
+from pika_tasks.pipeline import Location, read_report, report_urls
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 
-async def run(manifest: str, output: str, **parameters: Any) -> tuple[Any, BatchResult]:
+async def run(
+    manifest: str | Location, output: str | Location, **parameters: Any
+) -> tuple[Any, BatchResult]:
     state = await image_to_video_batch(manifest, output, return_state=True, **parameters)
     result = await state.aresult(raise_on_failure=False)
     assert isinstance(result, BatchResult), result
@@ -29,8 +32,8 @@ async def run(manifest: str, output: str, **parameters: Any) -> tuple[Any, Batch
 
 
 def report_lines(url: str, options: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    with fsspec.open(url, "rt", **(options or {})) as handle:
-        return [json.loads(line) for line in handle]
+    """A run report's lines in manifest order (they are written as rows finish)."""
+    return [row.model_dump() for row in read_report(url, options).rows]
 
 
 async def test_local_round_trip_with_a_bad_row(queue: Any, tmp_path: Path) -> None:
@@ -44,7 +47,7 @@ async def test_local_round_trip_with_a_bad_row(queue: Any, tmp_path: Path) -> No
         ],
     )
     out = tmp_path / "out"
-    state, result = await run(str(manifest), str(out), resolution="720p")
+    state, result = await run(str(manifest), str(out), defaults=RowDefaults(resolution="720p"))
 
     assert state.is_failed()
     assert "2 succeeded, 2 failed" in state.message
@@ -92,7 +95,7 @@ async def test_rerun_pays_only_for_what_changed(queue: Any, tmp_path: Path) -> N
     assert (third.skipped, third.submitted, third.succeeded) == (2, 1, 1)
     assert queue.stats()["submissions"] == 4
     assert json.loads((out / "b.json").read_text())["row"]["prompt"] == "pan right instead"
-    assert len(OutputLocation(str(out)).reports()) == 3
+    assert len(report_urls(str(out))) == 3
 
 
 async def test_changed_image_bytes_regenerate_the_row(queue: Any, tmp_path: Path) -> None:
@@ -176,9 +179,8 @@ async def test_s3_round_trip(queue: Any, s3_bucket: tuple[str, dict[str, Any]]) 
         b"id,image,prompt,duration\na,images/a.png,zoom in,5\nb,images/b.png,pan left,10\n",
     )
     _, result = await run(
-        f"{bucket}/in/manifest.csv",
-        f"{bucket}/out",
-        storage_options=options,
+        Location(url=f"{bucket}/in/manifest.csv", storage_options=options),
+        Location(url=f"{bucket}/out", storage_options=options),
         # moto serves the presigned image URLs on loopback.
         allow_private_image_urls=True,
     )

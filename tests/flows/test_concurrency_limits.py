@@ -16,6 +16,7 @@ from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 from prefect.logging.handlers import APILogHandler
 
 from pika_tasks.flows import image_to_video_batch
+from pika_tasks.pipeline import BatchLimits
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -49,7 +50,10 @@ async def test_a_missing_limit_is_reported_once_and_the_run_still_works(
     missing = f"fal-missing-{uuid.uuid4().hex[:8]}"
     manifest = write_manifest(tmp_path, ROWS)
     state = await image_to_video_batch(
-        str(manifest), str(tmp_path / "out"), concurrency_limit=missing, return_state=True
+        str(manifest),
+        str(tmp_path / "out"),
+        limits=BatchLimits(concurrency_limit=missing),
+        return_state=True,
     )
     assert state.is_completed()
     notices = [m for m in await flow_logs(state) if f"no global concurrency limit {missing!r}" in m]
@@ -64,8 +68,7 @@ async def test_the_global_limit_bounds_requests_in_flight(queue: Any, tmp_path: 
     state = await image_to_video_batch(
         str(manifest),
         str(tmp_path / "out"),
-        concurrency_limit=name,
-        max_concurrency=4,
+        limits=BatchLimits(concurrency_limit=name, max_concurrency=4),
         return_state=True,
     )
     assert state.is_completed()
@@ -79,7 +82,10 @@ async def test_the_rate_limit_paces_submits(queue: Any, tmp_path: Path) -> None:
     manifest = write_manifest(tmp_path, ROWS)
     out = tmp_path / "out"
     state = await image_to_video_batch(
-        str(manifest), str(out), submit_rate_limit=rate, max_concurrency=3, return_state=True
+        str(manifest),
+        str(out),
+        limits=BatchLimits(submit_rate_limit=rate, max_concurrency=3),
+        return_state=True,
     )
     assert state.is_completed()
     times = sorted(

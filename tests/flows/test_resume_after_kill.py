@@ -42,6 +42,7 @@ from PIL import Image
 
 from pika_tasks.emulator import EmulatorServer
 from pika_tasks.emulator.config import ENDPOINT_ID
+from pika_tasks.pipeline import report_urls
 from pika_tasks.records import OutputLocation, RowRecord
 from pika_tasks.storage import TEMP_MARKER
 
@@ -159,7 +160,7 @@ def check_outputs(location: OutputLocation) -> None:
 
 def last_report(location: OutputLocation) -> dict[str, dict[str, Any]]:
     """The newest run report, line by row id."""
-    url = location.reports()[-1]
+    url = report_urls(location.url, location.storage_options)[-1]
     with fsspec.open(url, "rt", **location.storage_options) as handle:
         return {line["id"]: line for line in map(json.loads, handle)}
 
@@ -631,7 +632,9 @@ def test_killed_while_writing_the_report(
 
     assert gate.held[0].startswith(("PUT ", "POST ")) and "/out/_runs/" in gate.held[0]
     assert states(location) == dict.fromkeys(IDS, "succeeded")
-    assert location.reports() == [], "a report of the killed run is visible"
+    assert report_urls(location.url, location.storage_options) == [], (
+        "a report of the killed run is visible"
+    )
     at_kill = emu.stats()["submissions"]
     assert at_kill == len(ROWS)
     gate.holding = False
@@ -641,6 +644,6 @@ def test_killed_while_writing_the_report(
     assert done.returncode == 0, done.stderr.decode()[-3000:]
     assert emu.stats()["submissions"] == len(ROWS)
     check_outputs(location)
-    assert len(location.reports()) == 1
+    assert len(report_urls(location.url, location.storage_options)) == 1
     check_report_agrees(location, dict.fromkeys(IDS, frozenset({"skipped"})))
     print_figures("while writing the report", at_kill, ("the re-run", len(ROWS)))

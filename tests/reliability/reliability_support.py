@@ -25,13 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import fsspec
 import numpy as np
 import pytest
 from helpers import probe_video
 from PIL import Image
 
 from pika_tasks.flows import BatchResult, image_to_video_batch
+from pika_tasks.pipeline import read_report
 
 KEY = "fal-SECRET-canary-7d3f9a2b5e"
 """A fake fal key that is easy to find in any text: it must never be shown."""
@@ -69,9 +69,8 @@ async def run_batch(manifest: str, output: str, **parameters: Any) -> tuple[Any,
 
 
 def report_lines(url: str) -> list[dict[str, Any]]:
-    """The lines of a run report."""
-    with fsspec.open(url, "rt") as handle:
-        return [json.loads(line) for line in handle]
+    """A run report's lines in manifest order (they are written as rows finish)."""
+    return [row.model_dump() for row in read_report(url).rows]
 
 
 def sha256_of(path: Path) -> str:

@@ -1,0 +1,301 @@
+"""One row's straight line from plan to MP4: submit, wait, fetch, record.
+
+:func:`run_row` takes a :class:`~pika_tasks.pipeline.RowPlan` to its
+:class:`~pika_tasks.pipeline.RowOutcome`.  The three steps that talk to fal
+come from a :class:`RowSteps` (the batch flow passes its Prefect tasks; a test
+or a script can pass plain client calls), so this module knows nothing of
+Prefect.
+
+The record at the output location is written at each point where a crash
+would otherwise lose money: ``submitting`` before the submit (so a lost answer
+is reported, never paid twice), ``submitted`` with the request right after
+it, and ``succeeded`` (or ``failed``) at the end.
+
+fal's slot (the account's concurrency) is held only while fal works: from just
+before the submit until fal reports the job done; the video downloads after
+the slot is given back, so the account's runners never idle while we copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pika_tasks.budget import Budget, BudgetRefusedError
+from pika_tasks.errors import (
+    JobFailedError,
+    PikaError,
+    RequestNotFoundError,
+    SubmitOutcomeUnknownError,
+    is_transient,
+)
+from pika_tasks.images import resolve_image_url
+from pika_tasks.models import (
+    DownloadedFile,
+    ImageToVideoInput,
+    ImageToVideoOutput,
+    QueueStatus,
+    RequestHandle,
+)
+from pika_tasks.pipeline._plan import Action, RowPlan
+from pika_tasks.pipeline._report import RowOutcome
+from pika_tasks.pricing import PriceTable
+from pika_tasks.records import OutputLocation, RowRecord, utc_now
+from pika_tasks.storage import remove_files
+
+__all__ = ["RowContext", "RowSteps", "run_row"]
+
+Logger = logging.Logger | logging.LoggerAdapter[logging.Logger]
+
+
+class RowSteps(Protocol):
+    """The calls a row makes to fal, and the slots that bound them.
+
+    The batch flow implements them with its Prefect tasks and global
+    concurrency limit; each call names the row (``label``) it is made for.
+    """
+
+    def slot(self) -> AbstractAsyncContextManager[Any]:
+        """Hold one of fal's slots (the account's concurrency) for this row."""
+        ...
+
+    async def pace_submit(self) -> None:
+        """Wait for the submit rate limit, if any."""
+        ...
+
+    async def upload(self, data: bytes, content_type: str, file_name: str) -> str:
+        """Upload an image too large to send inline; return its URL."""
+        ...
+
+    async def submit(self, arguments: ImageToVideoInput, label: str) -> RequestHandle:
+        """Queue the job."""
+        ...
+
+    async def wait(self, handle: RequestHandle, label: str) -> QueueStatus:
+        """Wait until fal reports the job done (its result asked for at once)."""
+        ...
+
+    async def result(self, handle: RequestHandle) -> ImageToVideoOutput:
+        """The job's output (asked for when the job completed, so usually at hand)."""
+        ...
+
+    async def fetch(
+        self,
+        handle: RequestHandle,
+        destination: str,
+        label: str,
+        output: ImageToVideoOutput | None,
+    ) -> DownloadedFile:
+        """Copy the video to ``destination``."""
+        ...
+
+
+@dataclass
+class RowContext:
+    """What every row of one run shares.
+
+    Attributes:
+        out: the output location (videos and records).
+        steps: the calls to fal.
+        prices: list prices, for the budget and the report.
+        budget: the run's cap, held per row around its submit.
+        image_storage_options: fsspec options for the images.
+        run_id: the flow run that owns the rows (recorded in each record).
+        logger: where rows say what happened.
+        stale_partials: temporaries that interrupted runs left, by file name.
+        budget_ready: awaited before a paid submit (the run's budget check).
+    """
+
+    out: OutputLocation
+    steps: RowSteps
+    prices: PriceTable
+    budget: Budget = field(default_factory=Budget)
+    image_storage_options: dict[str, Any] = field(default_factory=dict)
+    run_id: str | None = None
+    logger: Logger = field(default_factory=lambda: logging.getLogger("pika_tasks.pipeline"))
+    stale_partials: dict[str, list[str]] = field(default_factory=dict)
+    budget_ready: Callable[[], Awaitable[None]] | None = None
+
+
+async def _save(ctx: RowContext, record: RowRecord) -> None:
+    await asyncio.to_thread(ctx.out.save, record)
+
+
+async def _submit(plan: RowPlan, ctx: RowContext) -> RowRecord:
+    """Submit the row, recording the intent before and the request right after."""
+    await ctx.steps.pace_submit()
+    intent = RowRecord(
+        id=plan.row.id,
+        state="submitting",
+        fingerprint=plan.fingerprint,
+        row=plan.row.model_dump(mode="json"),
+        seed=plan.row.seed,
+        submitted_at=utc_now(),
+        flow_run_id=ctx.run_id,
+    )
+    # The bytes read when the row was planned are the bytes sent: one read per image.
+    image_url = await resolve_image_url(
+        plan.check, storage_options=ctx.image_storage_options, upload=ctx.steps.upload
+    )
+    await _save(ctx, intent)
+    try:
+        handle = await ctx.steps.submit(plan.row.to_input(image_url), plan.row.id)
+    except SubmitOutcomeUnknownError:
+        raise  # the intent stays: a later run reports the row instead of paying twice
+    except BaseException:
+        # fal answered that it did not queue the job (or nothing was sent): no intent.
+        await _save(ctx, intent.model_copy(update={"state": "failed"}))
+        raise
+    record = intent.model_copy(update={"state": "submitted", "request": handle})
+    await _save(ctx, record)
+    return record
+
+
+async def _wait(
+    record: RowRecord, ctx: RowContext
+) -> tuple[QueueStatus, ImageToVideoOutput | None]:
+    """Wait for the record's request; its output when fal gave it at completion."""
+    assert record.request is not None
+    status = await ctx.steps.wait(record.request, record.id)
+    try:
+        return status, await ctx.steps.result(record.request)
+    except PikaError as error:
+        if not is_transient(error):
+            raise
+        return status, None  # the fetch asks again, with its own retries
+
+
+async def _fetch(
+    record: RowRecord,
+    ctx: RowContext,
+    status: QueueStatus,
+    output: ImageToVideoOutput | None,
+    waited: float,
+) -> RowRecord:
+    """Copy the video to its place and return the finished record."""
+    assert record.request is not None
+    started = time.monotonic()
+    destination = ctx.out.video_url(record.id)
+    # A run killed mid-download leaves its temporary behind; this run owns the row now.
+    stale = ctx.stale_partials.pop(f"{record.id}.mp4", [])
+    if stale:
+        await asyncio.to_thread(remove_files, stale, destination, ctx.out.storage_options)
+    video = await ctx.steps.fetch(record.request, destination, record.id, output)
+    inference = (status.metrics or {}).get("inference_time")
+    timings = {
+        "wait_seconds": round(waited, 3),
+        "fetch_seconds": round(time.monotonic() - started, 3),
+    }
+    if isinstance(inference, int | float):
+        timings["inference_seconds"] = float(inference)
+    return record.model_copy(
+        update={
+            "state": "succeeded",
+            "completed_at": utc_now(),
+            "timings": timings,
+            "video": video.video,
+            "output": video.path,
+            "size": video.size,
+            "sha256": video.sha256,
+            "content_type": video.content_type,
+            "error": None,
+        }
+    )
+
+
+@dataclass
+class _Row:
+    """A row on its way: its latest record and its report line."""
+
+    plan: RowPlan
+    outcome: RowOutcome
+    record: RowRecord | None = None
+
+
+async def _at_fal(
+    row: _Row, ctx: RowContext
+) -> tuple[QueueStatus, ImageToVideoOutput | None, float]:
+    """The part of a row that holds fal's slot: (submit and) wait until the job is done."""
+    plan = row.plan
+    if plan.action is Action.SUBMIT:
+        await _budget_ready(ctx)  # before the slot: a row waiting for it holds none
+    started = time.monotonic()
+    async with ctx.steps.slot():
+        if plan.action is Action.REATTACH and row.record is not None:
+            row.record = row.record.model_copy(update={"flow_run_id": ctx.run_id})
+            await _save(ctx, row.record)
+            try:
+                status, output = await _wait(row.record, ctx)
+                return status, output, time.monotonic() - started
+            except RequestNotFoundError as error:
+                ctx.logger.warning("%s: %s; submitting again", plan.row.id, error)
+                row.outcome.action = "resubmit-expired"
+        await _budget_ready(ctx)
+        price = ctx.prices.cost(plan.row.resolution, plan.row.duration)
+        # Reserved before the submit, so concurrent rows never pass the cap together;
+        # kept when the answer was lost, since fal may have queued (and billed) the job.
+        with ctx.budget.hold(price, plan.row.id, keep_on=(SubmitOutcomeUnknownError,)):
+            row.record = await _submit(plan, ctx)
+        row.outcome.cost_usd = price
+        started = time.monotonic()
+        status, output = await _wait(row.record, ctx)
+        return status, output, time.monotonic() - started
+
+
+async def _budget_ready(ctx: RowContext) -> None:
+    """Wait for the run's budget check; it raises BudgetRefusedError when the run is refused."""
+    if ctx.budget_ready is not None:
+        await ctx.budget_ready()
+
+
+def _unknown_error(record: RowRecord) -> str:
+    return (
+        f"a submit on {record.submitted_at} may have reached fal, but its answer was never "
+        "recorded; check your fal request history, then run again with "
+        "resubmit_unknown=True (--resubmit-unknown) to submit it again"
+    )
+
+
+async def run_row(plan: RowPlan, ctx: RowContext) -> RowOutcome:
+    """Take one planned row to a finished video, or to a recorded failure.
+
+    Never raises for the row's own trouble (fal's errors, a refused budget):
+    they become its failed outcome, so one row never stops another.
+    """
+    row = plan.row
+    started = time.monotonic()
+    outcome = RowOutcome(id=row.id, row_number=row.row_number, status="failed", action=plan.action)
+    if plan.action is Action.SKIP:
+        assert plan.record is not None
+        return outcome.model_copy(update={"status": "skipped", "output": plan.record.output})
+    if plan.action is Action.UNKNOWN:
+        assert plan.record is not None
+        return outcome.model_copy(update={"error": _unknown_error(plan.record)})
+    state = _Row(plan, outcome, plan.record)
+    try:
+        status, output, waited = await _at_fal(state, ctx)
+        assert state.record is not None
+        # fal's slot is free again: the download does not keep the account's runners idle.
+        state.record = await _fetch(state.record, ctx, status, output, waited)
+        await _save(ctx, state.record)
+        outcome.status = "succeeded"
+        outcome.output = state.record.output
+    except PikaError as error:
+        outcome.error = str(error)
+        if isinstance(error, BudgetRefusedError):
+            outcome.action = "refused"
+        if state.record is not None and isinstance(error, JobFailedError):
+            failed = state.record.model_copy(update={"state": "failed", "error": str(error)})
+            await _save(ctx, failed)
+        ctx.logger.error("%s (row %d) failed: %s", row.id, row.row_number, error)
+    finally:
+        plan.check._data = None  # the image's bytes are not needed past the submit
+    record = state.record
+    outcome.request_id = record.request.request_id if record and record.request else None
+    outcome.seconds = round(time.monotonic() - started, 3)
+    return outcome

@@ -1,0 +1,72 @@
+"""The run report: written as rows finish, visible only once whole, read back and counted."""
+
+from __future__ import annotations
+
+import tracemalloc
+import uuid
+
+import fsspec
+
+from pika_tasks.pipeline import (
+    BatchResult,
+    ReportWriter,
+    RowOutcome,
+    read_report,
+    read_reports,
+    report_name,
+    report_urls,
+)
+
+
+def outcome(number: int, status: str = "succeeded", cost: float = 0.2) -> RowOutcome:
+    return RowOutcome(id=f"r{number}", row_number=number, status=status, cost_usd=cost)  # type: ignore[arg-type]
+
+
+def test_a_report_appears_only_when_closed_and_reads_back_in_row_order() -> None:
+    out = f"memory://report-{uuid.uuid4().hex[:8]}/out"
+    with ReportWriter(out, "20260102T030405Z-brave-fox") as report:
+        for number in (3, 1, 2):
+            report.add(outcome(number))
+        assert report_urls(out) == [], "a report is visible before the run ended"
+        result = report.close()
+    assert report_urls(out) == [result.report_url]
+    back = read_report(result.report_url)
+    assert [row.row_number for row in back.rows] == [1, 2, 3]
+    assert back.flow_run_name == "brave-fox" and back.result == result
+    assert (result.succeeded, result.submitted, result.spend_usd) == (3, 3, 0.6)
+
+
+def test_counts_are_exact_in_money_and_by_status() -> None:
+    rows = [outcome(1, cost=0.1), outcome(2, cost=0.2), outcome(3, "failed", 0.0)]
+    rows += [outcome(4, "skipped", 0.0), outcome(5, "cancelled", 0.45)]
+    result = BatchResult.of(rows)
+    assert result.spend_usd == 0.75  # 0.1 + 0.2 + 0.45 without float drift
+    assert (result.succeeded, result.failed, result.skipped, result.cancelled) == (2, 1, 1, 1)
+    assert (result.submitted, result.total) == (3, 5)
+
+
+def test_writing_a_large_report_holds_counts_not_lines() -> None:
+    out = f"memory://report-{uuid.uuid4().hex[:8]}/out"
+    with ReportWriter(out, report_name("big")) as report:
+        report.add(outcome(0))
+        tracemalloc.start()
+        for number in range(1, 20_001):
+            report.add(outcome(number, "failed" if number % 7 == 0 else "succeeded"))
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        result = report.close()
+    # 20,000 lines are ~3 MB of text; what stays in memory while adding is a few KB.
+    assert peak < 200_000, peak
+    assert result.total == 20_001 and result.failed == 20_000 // 7
+    with fsspec.open(result.report_url, "rt") as handle:
+        assert sum(1 for _ in handle) == 20_001
+
+
+def test_reports_are_listed_oldest_first() -> None:
+    out = f"memory://report-{uuid.uuid4().hex[:8]}/out"
+    for name in ("20260102T000000Z-b", "20260101T000000Z-a"):
+        with ReportWriter(out, name) as report:
+            report.add(outcome(1))
+            report.close()
+    assert [r.flow_run_name for r in read_reports(out)] == ["a", "b"]
+    assert [r.flow_run_name for r in read_reports(out, latest_only=True)] == ["b"]

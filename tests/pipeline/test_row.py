@@ -1,0 +1,118 @@
+"""One row's straight line against the emulator, without Prefect: plan, submit, wait, fetch,
+record; fal's slot is given back before the download, and the image is read once."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import fsspec
+import pytest
+from helpers import CountingMemoryFileSystem, png_bytes, probe_video
+from pipeline_support import row
+
+from pika_tasks.client import PikaClient
+from pika_tasks.images import ImageLimits
+from pika_tasks.models import DownloadedFile, ImageToVideoOutput, RequestHandle
+from pika_tasks.pipeline import Action, ClientSteps, Planner, RowContext, RowPlan, run_row
+from pika_tasks.pricing import PriceTable
+from pika_tasks.records import OutputLocation
+from pika_tasks.settings import PikaSettings
+
+pytestmark = pytest.mark.timeout(60)
+
+
+class ObservedSteps(ClientSteps):
+    """The real client steps, noting when fal's slot is taken and given back, and each fetch."""
+
+    def __init__(self, client: PikaClient, events: list[str]) -> None:
+        super().__init__(client, max_concurrency=1)
+        self.events = events
+
+    @asynccontextmanager
+    async def _observed(self) -> AsyncIterator[None]:
+        async with super().slot():
+            self.events.append("slot taken")
+            try:
+                yield
+            finally:
+                self.events.append("slot given back")
+
+    def slot(self) -> Any:
+        return self._observed()
+
+    async def fetch(
+        self,
+        handle: RequestHandle,
+        destination: str,
+        label: str,
+        output: ImageToVideoOutput | None,
+    ) -> DownloadedFile:
+        self.events.append("fetch started")
+        video = await super().fetch(handle, destination, label, output)
+        self.events.append("fetch done")
+        return video
+
+
+@pytest.fixture
+def settings(make_emulator: Callable[..., Any]) -> PikaSettings:
+    emu = make_emulator(runners=2, job_seconds=0.1, fps=4)
+    return PikaSettings(
+        fal_key="pipeline-test-key", queue_url=emu.url, storage_url=emu.url, poll_interval=0.05
+    )
+
+
+async def test_a_row_goes_from_its_image_to_a_recorded_video(
+    settings: PikaSettings, tmp_path: Path
+) -> None:
+    root = f"countmem://row-{uuid.uuid4().hex[:8]}"
+    fsspec.filesystem("countmem").pipe(f"{root}/a.png", png_bytes())
+    out = OutputLocation(str(tmp_path / "out"))
+    events: list[str] = []
+    async with PikaClient(settings) as client:
+        steps = ObservedSteps(client, events)
+        planner = Planner(out, limits=ImageLimits(allow_private_addresses=True))
+        plan = await planner.plan(row(1, image=f"{root}/a.png"))
+        assert isinstance(plan, RowPlan) and plan.action is Action.SUBMIT
+        outcome = await run_row(plan, RowContext(out=out, steps=steps, prices=PriceTable()))
+
+    assert outcome.status == "succeeded", outcome.error
+    assert (outcome.cost_usd, outcome.action) == (0.2, Action.SUBMIT)
+    # fal's slot is held from submit to completion; the video is copied after it is free.
+    assert events == ["slot taken", "slot given back", "fetch started", "fetch done"]
+    path = f"/{root.removeprefix('countmem://')}/a.png"
+    assert CountingMemoryFileSystem.reads[path] == 1, "the image was read more than once"
+    record = out.load("r1")
+    assert record is not None and record.state == "succeeded"
+    assert record.request is not None and outcome.request_id == record.request.request_id
+    assert probe_video((tmp_path / "out" / "r1.mp4").read_bytes())["codec"] == "h264"
+
+    # Planned again, the row is done: nothing is read twice for it at fal, nothing is paid.
+    replan = await planner.plan(row(1, image=f"{root}/a.png"))
+    assert isinstance(replan, RowPlan) and replan.action is Action.SKIP
+
+
+async def test_the_slot_is_free_for_the_next_row_while_a_video_downloads(
+    settings: PikaSettings, tmp_path: Path
+) -> None:
+    root = f"countmem://rows-{uuid.uuid4().hex[:8]}"
+    fs = fsspec.filesystem("countmem")
+    for n in (1, 2):
+        fs.pipe(f"{root}/{n}.png", png_bytes(color=(40 * n, 90, 30)))
+    out = OutputLocation(str(tmp_path / "out"))
+    events: list[str] = []
+    async with PikaClient(settings) as client:
+        steps = ObservedSteps(client, events)
+        planner = Planner(out, limits=ImageLimits(allow_private_addresses=True))
+        ctx = RowContext(out=out, steps=steps, prices=PriceTable())
+        plans = [await planner.plan(row(n, image=f"{root}/{n}.png")) for n in (1, 2)]
+        outcomes = await asyncio.gather(*(run_row(p, ctx) for p in plans))  # type: ignore[arg-type]
+    assert [o.status for o in outcomes] == ["succeeded", "succeeded"]
+    # One slot: the second row takes it as soon as the first job is done, not after its copy.
+    assert events.count("slot taken") == 2
+    second_taken = events.index("slot taken", 1)
+    assert second_taken < events.index("fetch done"), events
