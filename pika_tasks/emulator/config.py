@@ -82,7 +82,8 @@ class EmulatorConfig:
         cancel_running: what a runner does when its running job is cancelled:
             ``"stop"`` ends it as a cancelled job at once, ``"finish"`` ignores
             the signal and completes normally (fal allows both).
-        faults: scripted faults armed at start (see :mod:`~pika_tasks.emulator.rules`);
+        faults: scripted faults armed at start, as :class:`~pika_tasks.emulator.rules.FaultRule`
+            objects or their ``ROUTE=FAULT`` texts;
             more can be added while the server runs (``POST /_emulator/faults``).
         webhook_retry_span: seconds over which the 10 retries of an undelivered
             webhook are spread, each wait twice the one before (fal: two hours).
