@@ -45,7 +45,7 @@ def parser() -> argparse.ArgumentParser:
         prog="python -m bench",
         description="Benchmark pika-tasks against the emulator on loopback.",
     )
-    p.add_argument("--quick", action="store_true", help="tiny sizes for a smoke run (< 60 s)")
+    p.add_argument("--quick", action="store_true", help="tiny sizes for a smoke run (~90 s)")
     p.add_argument(
         "--scenarios",
         type=lambda t: _names(t, ALL_SCENARIOS),
@@ -65,6 +65,20 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--transfer-files", type=int, help="files per transfer pass (6)")
     p.add_argument("--scale-rows", type=_counts, help="row counts of the scale runs (1000,5000)")
     p.add_argument("--scale-concurrency", type=int, help="max_concurrency of the scale runs (50)")
+    p.add_argument("--photos", type=int, help="distinct photos of the realistic workload (50)")
+    p.add_argument("--workload-rows", type=int, help="rows of each realistic-workload run (500)")
+    p.add_argument(
+        "--first-submit-rows",
+        type=_counts,
+        help="manifest sizes of the time-to-first-submit runs (20,2000,20000)",
+    )
+    p.add_argument(
+        "--cli-scale-rows",
+        type=_counts,
+        help="row counts of the whole `pika-tasks run` runs (1000,5000; issue 12: 1000,20000)",
+    )
+    p.add_argument("--large-videos-rows", type=int, help="rows of the large-video run (500)")
+    p.add_argument("--large-video-mb", type=float, help="size of its videos (20)")
     p.add_argument("--results-dir", type=Path, help="where latest.json and latest.md go")
     p.add_argument("--work-dir", type=Path, help="scratch folder, kept (default: temporary)")
     return p
@@ -85,6 +99,11 @@ def parse_options(argv: list[str]) -> BenchOptions:
         "transfer_files": "transfer_files",
         "scale_rows": "scale_rows",
         "scale_concurrency": "scale_concurrency",
+        "photos": "photos",
+        "workload_rows": "workload_rows",
+        "first_submit_rows": "first_submit_rows",
+        "cli_scale_rows": "cli_scale_rows",
+        "large_videos_rows": "large_videos_rows",
         "results_dir": "results_dir",
         "work_dir": "work_dir",
     }
@@ -94,6 +113,8 @@ def parse_options(argv: list[str]) -> BenchOptions:
             overrides[name] = value
     if args.video_mb is not None:
         overrides["memory_video_bytes"] = int(args.video_mb * 1_000_000)
+    if args.large_video_mb is not None:
+        overrides["large_videos_bytes"] = int(args.large_video_mb * 1_000_000)
     if args.quick and args.results_dir is None:
         overrides["results_dir"] = BenchOptions().results_dir / "quick"
     return BenchOptions.smoke(**overrides) if args.quick else BenchOptions.full(**overrides)

@@ -14,8 +14,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ALL_SCENARIOS = ("throughput", "memory", "transfer", "scale")
-"""Scenario names, in the order they run."""
+ALL_SCENARIOS = (
+    "throughput",
+    "memory",
+    "transfer",
+    "scale",
+    "workload",
+    "first_submit",
+    "cli_scale",
+    "large_videos",
+)
+"""Scenario names, in the order they run (the last four drive ``pika-tasks run``)."""
 
 THROUGHPUT_VARIANTS = ("flow", "client", "fal")
 """The three ways of doing the same work: our batch flow, our client alone, fal-client."""
@@ -47,6 +56,23 @@ class BenchOptions:
         scale_runners: emulator runners of the scale scenario.
         scale_job_seconds: job length of the scale scenario.
         scale_concurrency: ``max_concurrency`` of the flow in the scale scenario.
+        photos: distinct photo-sized images made for the realistic workload (see
+            :mod:`bench.photos`); manifests cycle through them.
+        workload_rows: rows of each realistic-workload run (runners, job length and
+            concurrency are the throughput scenario's).
+        workload_variants: ``local`` (manifest and photos in a folder), ``s3``
+            (both on moto's S3), ``frame`` (the small PNG of the other scenarios, locally).
+        first_submit_rows: manifest sizes of the time-to-first-submit runs (photos).
+        first_submit_timeout: seconds a time-to-first-submit run may wait for its first submit.
+        cli_scale_rows: row counts of the whole ``pika-tasks run`` runs that measure
+            peak RSS and Prefect writes per row.
+        large_videos_rows: rows of the throughput run with large videos.
+        large_videos_bytes: size of each video of that run.
+        large_videos_variants: ``flow`` (``pika-tasks run``) and ``client`` (ours alone).
+        readback_settle: seconds the Prefect counts must stay unchanged before they are read
+            (more than the server's event flush interval).
+        event_flush_seconds: the Prefect server's event persister flush interval (None:
+            Prefect's default, 5 s); the quick preset shortens it to wait less.
         fps: frame rate of rendered videos (low: the emulator renders once per video).
         fresh_prefect_server: a new Prefect server for each scale run (else one for all).
         quick: the smoke-test preset (recorded in the results).
@@ -71,6 +97,17 @@ class BenchOptions:
     scale_runners: int = 50
     scale_job_seconds: float = 1.0
     scale_concurrency: int = 50
+    photos: int = 50
+    workload_rows: int = 500
+    workload_variants: tuple[str, ...] = ("local", "s3", "frame")
+    first_submit_rows: tuple[int, ...] = (20, 2000, 20000)
+    first_submit_timeout: float = 900.0
+    cli_scale_rows: tuple[int, ...] = (1000, 5000)
+    large_videos_rows: int = 500
+    large_videos_bytes: int = 20_000_000
+    large_videos_variants: tuple[str, ...] = ("flow", "client")
+    readback_settle: float = 7.0
+    event_flush_seconds: float | None = None
     fps: int = 4
     fresh_prefect_server: bool = True
     quick: bool = False
@@ -79,7 +116,7 @@ class BenchOptions:
 
     @classmethod
     def full(cls, **overrides: Any) -> BenchOptions:
-        """The sizes of issue 7: 500 rows, 25 runners, 2 s jobs, 50 MB videos, 1,000/5,000 rows."""
+        """The sizes of issues 7 and 12 that finish on two cores (20,000-row runs are opt-in)."""
         return dataclasses.replace(cls(), **overrides)
 
     @classmethod
@@ -102,6 +139,16 @@ class BenchOptions:
             scale_runners=5,
             scale_job_seconds=0.2,
             scale_concurrency=5,
+            photos=2,
+            workload_rows=3,
+            workload_variants=("s3",),
+            first_submit_rows=(2, 6),
+            first_submit_timeout=60.0,
+            cli_scale_rows=(2, 4),
+            large_videos_rows=4,
+            large_videos_bytes=1_000_000,
+            readback_settle=2.0,
+            event_flush_seconds=0.5,
             fps=2,
             fresh_prefect_server=False,
             quick=True,

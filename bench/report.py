@@ -1,4 +1,4 @@
-"""The markdown report of a results file: one table per scenario, then the targets.
+"""The markdown report of a results file: one table per scenario, issue 12's targets, all targets.
 
 Example:
     >>> print(table(["a", "b"], [[1, None]]))
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+
+from bench.targets import ISSUE_12_METRICS
 
 
 def _cell(value: Any) -> str:
@@ -155,7 +157,203 @@ def _scale(data: dict[str, Any]) -> list[str]:
     ]
 
 
-_SECTIONS = {"throughput": _throughput, "memory": _memory, "transfer": _transfer, "scale": _scale}
+def _workload(data: dict[str, Any]) -> list[str]:
+    rows = [
+        [
+            name,
+            v["flow_s"],
+            v["flow_ratio"],
+            v["wall_s"],
+            v["first_submit_s"],
+            v["cpu_per_row_ms"],
+            v["peak_rss_mb"],
+            v["rows_lost"],
+            (v.get("vs_frame") or {}).get("cpu_per_row_ms"),
+            v.get("other_cpu_s"),
+        ]
+        for name, v in data["variants"].items()
+    ]
+    header = [
+        "manifest",
+        "flow run s",
+        "/ ideal",
+        "command wall s",
+        "first submit s",
+        "CPU ms/row",
+        "peak RSS MB",
+        "lost",
+        "CPU vs frame",
+        "other load CPU s",
+    ]
+    photos = data["photos"]
+    return [
+        f"## Workload: {data['rows']} rows of photos, {data['runners']} runners, "
+        f"{data['job_seconds']:g} s jobs, --max-concurrency {data['concurrency']} "
+        "(`pika-tasks run`)",
+        "",
+        f"{photos['count']} distinct photos ({photos['jpeg']} JPEG, {photos['png']} PNG, "
+        f"{photos['min_mb']:g}-{photos['max_mb']:g} MB, mean {photos['mean_mb']:g} MB), "
+        f"rows cycling through them; `frame` is the small PNG. Ideal: {data['ideal_s']:g} s. "
+        "CPU includes the command's start-up.",
+        "",
+        table(header, rows),
+    ]
+
+
+def _first_submit(data: dict[str, Any]) -> list[str]:
+    rows = [
+        [
+            r["rows"],
+            r["first_submit_s"],
+            r["vs_smallest"],
+            r["cpu_at_first_submit_s"],
+            r["peak_rss_mb"],
+            "timed out" if r["timed_out"] else ("stopped" if r["stopped_at_first_submit"] else "-"),
+            r.get("other_cpu_s"),
+        ]
+        for r in data["runs"]
+    ]
+    header = [
+        "rows",
+        "first submit s",
+        "vs smallest",
+        "CPU s by then",
+        "peak RSS MB",
+        "end",
+        "other load CPU s",
+    ]
+    return [
+        f"## Time to first submit: `pika-tasks run` on photos, "
+        f"--max-concurrency {data['concurrency']}",
+        "",
+        "From the command's start to the emulator's first submit; the command is stopped there.",
+        "",
+        table(header, rows),
+    ]
+
+
+def _cli_scale(data: dict[str, Any]) -> list[str]:
+    rows = [
+        [
+            r["rows"],
+            r["wall_s"],
+            r["rows_per_s"],
+            r["rows_lost"],
+            r["cpu_per_row_ms"],
+            r["peak_rss_mb"],
+            r["peak_hwm_mb"],
+            r["prefect_server_peak_rss_mb"],
+            r["prefect_events"],
+            r["prefect_logs"],
+            r["prefect_writes_per_row"],
+            sum(c["error_lines"] for c in r["log_errors"].values()),
+            sum(c["database_locked"] for c in r["log_errors"].values()),
+            r.get("other_cpu_s"),
+        ]
+        for r in data["runs"]
+    ]
+    header = [
+        "rows",
+        "wall s",
+        "rows/s",
+        "lost",
+        "CPU ms/row",
+        "peak RSS MB",
+        "VmHWM MB",
+        "Prefect server RSS MB",
+        "events",
+        "log lines",
+        "writes/row",
+        "error lines",
+        "db locked",
+        "other load CPU s",
+    ]
+    lines = [
+        f"## Scale through `pika-tasks run`: {data['runners']} runners, "
+        f"{data['job_seconds']:g} s jobs, --max-concurrency {data['concurrency']}",
+        "",
+        table(header, rows),
+    ]
+    if data["runs"] and data["runs"][-1].get("prefect_events_by_name"):
+        last = data["runs"][-1]
+        per_row = [
+            [name, count, round(count / last["rows"], 2)]
+            for name, count in last["prefect_events_by_name"].items()
+        ]
+        per_row += [
+            [f"log lines ({level})", count, round(count / last["rows"], 2)]
+            for level, count in (last.get("prefect_logs_by_level") or {}).items()
+        ]
+        lines += [
+            "",
+            f"Prefect writes of the {last['rows']}-row run:",
+            "",
+            table(["event / log level", "count", "per row"], per_row),
+        ]
+    return lines
+
+
+def _large_videos(data: dict[str, Any]) -> list[str]:
+    rows = [
+        [
+            name,
+            v["makespan_s"],
+            v["makespan_ratio"],
+            v.get("vs_client"),
+            v["queue_span_s"],
+            v["detection_p95_ms"],
+            v["cpu_per_row_ms"],
+            v["peak_rss_mb"],
+            v["rows_lost"],
+            v.get("other_cpu_s"),
+        ]
+        for name, v in data["variants"].items()
+    ]
+    header = [
+        "variant",
+        "makespan s",
+        "/ ideal",
+        "vs client",
+        "queue span s",
+        "detect p95 ms",
+        "CPU ms/row",
+        "peak RSS MB",
+        "lost",
+        "other load CPU s",
+    ]
+    return [
+        f"## Large videos: {data['rows']} rows of {data['video_mb']:g} MiB videos, "
+        f"{data['runners']} runners, {data['job_seconds']:g} s jobs, "
+        f"{data['concurrency']} in flight",
+        "",
+        f"Ideal makespan: {data['ideal_s']:g} s. The flow's makespan is its flow run's "
+        "(`pika-tasks run`); the client's its batch in a worker.",
+        "",
+        table(header, rows),
+    ]
+
+
+_SECTIONS = {
+    "throughput": _throughput,
+    "memory": _memory,
+    "transfer": _transfer,
+    "scale": _scale,
+    "workload": _workload,
+    "first_submit": _first_submit,
+    "cli_scale": _cli_scale,
+    "large_videos": _large_videos,
+}
+
+
+def issue_12_table(targets: Sequence[dict[str, Any]]) -> str:
+    """Issue 12's target table, in its order, from the run's targets (a row per subject)."""
+    rows = [
+        [t["metric"], t["subject"], t["target"], t["value"], t["met"]]
+        for scenario, metric in ISSUE_12_METRICS
+        for t in targets
+        if t["scenario"] == scenario and t["metric"] == metric and t.get("issue") == 12
+    ]
+    return table(["metric", "subject", "target", "value", "met"], rows)
 
 
 def render(results: dict[str, Any]) -> str:
@@ -176,13 +374,22 @@ def render(results: dict[str, Any]) -> str:
         if name in results:
             lines += [*section(results[name]), ""]
     targets = results.get("targets", [])
+    lines += ["## Issue 12 targets", "", issue_12_table(targets), ""]
     lines += [
         "## Targets",
         "",
         table(
-            ["scenario", "subject", "metric", "target", "value", "met"],
+            ["scenario", "subject", "metric", "target", "value", "met", "issue"],
             [
-                [t["scenario"], t["subject"], t["metric"], t["target"], t["value"], t["met"]]
+                [
+                    t["scenario"],
+                    t["subject"],
+                    t["metric"],
+                    t["target"],
+                    t["value"],
+                    t["met"],
+                    t.get("issue"),
+                ]
                 for t in targets
             ],
         ),

@@ -53,7 +53,7 @@ def count_log_errors(path: Path | None) -> dict[str, int]:
 
 @dataclass
 class Context:
-    """What every scenario of one run shares: options, scratch folder, image, certificate."""
+    """What every scenario of one run shares: options, scratch folder, images, certificate."""
 
     options: BenchOptions
     work: Path
@@ -62,6 +62,24 @@ class Context:
     repo: Path = field(default_factory=lambda: Path(__file__).resolve().parent.parent)
     _shared_prefect: PrefectServer | None = None
     _count: int = 0
+    _photos: list[Path] | None = None
+
+    def photos(self) -> list[Path]:
+        """The realistic workload's photos in ``work/photos/images``, made on first use."""
+        if self._photos is None:
+            from bench.photos import make_photos
+
+            self._photos = make_photos(self.work / "photos" / "images", self.options.photos)
+        return self._photos
+
+    def photo_manifest(self, rows: int) -> Path:
+        """A local CSV manifest of ``rows`` rows over :meth:`photos` (written once per size)."""
+        from bench.photos import write_photo_manifest
+
+        path = self.work / "photos" / f"manifest-{rows}.csv"
+        if not path.exists():
+            write_photo_manifest(path, rows, self.photos())
+        return path
 
     def scratch(self, name: str) -> Path:
         """A new, empty folder for one run."""
@@ -73,12 +91,20 @@ class Context:
     @contextlib.contextmanager
     def prefect_server(self, folder: Path) -> Iterator[PrefectServer]:
         """A fresh Prefect server, or the one shared server when the options say so."""
+        settings = {}
+        if self.options.event_flush_seconds is not None:
+            # Quick runs only: events reach the database sooner, read-backs wait less.
+            settings["PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL"] = str(
+                self.options.event_flush_seconds
+            )
         if self.options.fresh_prefect_server:
-            with PrefectServer(folder / "prefect-home", folder / "prefect-server.log") as server:
+            home, log = folder / "prefect-home", folder / "prefect-server.log"
+            with PrefectServer(home, log, settings) as server:
                 yield server
             return
         if self._shared_prefect is None:
-            shared = PrefectServer(self.work / "prefect-home", self.work / "prefect-server.log")
+            home, log = self.work / "prefect-home", self.work / "prefect-server.log"
+            shared = PrefectServer(home, log, settings)
             self._shared_prefect = shared.__enter__()
         yield self._shared_prefect
 

@@ -126,11 +126,15 @@ class PrefectServer:
     Args:
         home: the ``PREFECT_HOME`` folder (database and settings go there).
         log: file for the server's output (counted for error lines later).
+        settings: more ``PREFECT_*`` variables for the server alone.
     """
 
-    def __init__(self, home: Path, log: Path) -> None:
+    def __init__(self, home: Path, log: Path, settings: dict[str, str] | None = None) -> None:
         self.home = home
         self.log = log
+        self.settings = dict(settings or {})
+        self.database = home / "prefect.db"
+        """The server's SQLite database (Prefect's default location under its home)."""
         self.port = free_port()
         self.api_url = f"http://127.0.0.1:{self.port}/api"
         self.pid = 0
@@ -149,7 +153,7 @@ class PrefectServer:
 
     def __enter__(self) -> Self:
         self.home.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, **self.env()}
+        env = {**os.environ, **self.env(), **self.settings}
         env.pop("PREFECT_API_URL")
         self._sink = open(self.log, "wb")
         prefect = Path(sys.executable).with_name("prefect")

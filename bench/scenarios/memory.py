@@ -12,7 +12,7 @@ from typing import Any
 
 from bench.runner import Context, Measured, run_variant
 from bench.stats import mb
-from bench.targets import at_most
+from bench.targets import MEMORY_DELTA_MB, at_most
 
 _JOB_SECONDS = 0.5
 
@@ -58,7 +58,9 @@ def run_memory(ctx: Context) -> dict[str, Any]:
             "folders": [tiny.folder, large.folder],
         }
         delta_mb = variants[variant]["delta_mb"]
-        targets.append(at_most("memory", variant, "peak RSS, large - tiny (MB)", delta_mb, 64))
+        targets.append(
+            at_most("memory", variant, "peak RSS, large - tiny (MB)", delta_mb, MEMORY_DELTA_MB)
+        )
     return {
         "rows": o.memory_rows,
         "concurrency": o.memory_concurrency,

@@ -13,7 +13,7 @@ from typing import Any
 
 from bench.runner import Context, run_variant
 from bench.stats import mb, ratio
-from bench.targets import at_most
+from bench.targets import SCALE_RSS_GROWTH, at_most
 
 
 def run_scale(ctx: Context) -> dict[str, Any]:
@@ -64,7 +64,7 @@ def run_scale(ctx: Context) -> dict[str, Any]:
                 f"{runs[0]['rows']} -> {runs[-1]['rows']} rows",
                 "flow peak RSS growth (x)",
                 growth,
-                1.25,
+                SCALE_RSS_GROWTH,
             )
         )
     return {

@@ -11,7 +11,7 @@ from typing import Any
 from bench.runner import Context, run_variant
 from bench.services import MotoS3
 from bench.stats import mb, ratio
-from bench.targets import at_least
+from bench.targets import LOCAL_FETCH_RATIO, S3_FETCH_RATIO, at_least
 
 
 def _rate(figures: dict[str, Any]) -> float | None:
@@ -56,8 +56,17 @@ def run_transfer_scenario(ctx: Context) -> dict[str, Any]:
             "ours": methods["ours"],
             "httpx": methods["httpx"],
         }
+        # Issue 12 asks 0.9 of a plain copy to a local folder; S3 keeps issue 7's 0.8.
+        local = name == "local"
         targets.append(
-            at_least("transfer", name, "fetch MB/s, ours / httpx", destinations[name]["ratio"], 0.8)
+            at_least(
+                "transfer",
+                name,
+                "fetch MB/s, ours / httpx",
+                destinations[name]["ratio"],
+                LOCAL_FETCH_RATIO if local else S3_FETCH_RATIO,
+                12 if local else 7,
+            )
         )
     return {
         "files": o.transfer_files,
