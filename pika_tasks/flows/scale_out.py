@@ -124,9 +124,7 @@ async def image_to_video_scale_out(
             for url, name in zip(shards, names, strict=True)
         )
     )
-    reports = await asyncio.to_thread(
-        reports_of_runs, target.url, names, target.storage_options
-    )
+    reports = await asyncio.to_thread(reports_of_runs, target.url, names, target.storage_options)
     merged = report_name(f"{run_name}-merged")
     with ReportWriter(target.url, merged, target.storage_options) as report:
         for error in invalid:

@@ -36,6 +36,7 @@ from secret_trail import Trail, flow_run_id_of, prefect_trail, texts_of
 
 from pika_tasks import (
     AuthenticationError,
+    BatchLimits,
     FalCredentials,
     FalValidationError,
     JobFailedError,
@@ -283,7 +284,7 @@ async def test_batch_flow_runs_never_show_the_key(
     runs: list[tuple[str, Any, dict[str, Any]]] = [
         ("mixed", good, {}),
         ("refused", refusing, {}),
-        ("timed-out", slow, {"wait_timeout": 0.5}),
+        ("timed-out", slow, {"limits": BatchLimits(wait_timeout=0.5)}),
     ]
     for name, emu, extra in runs:
         out = tmp_path / f"out-{name}"
