@@ -104,10 +104,19 @@ _DIRECT_WRITE_PROTOCOLS = frozenset({"s3", "s3a"})
 _IN_PLACE_PROTOCOLS = frozenset({"file", "local", "memory"})
 
 
-def _speaks(fs: Any, protocols: frozenset[str]) -> bool:
-    """True when the filesystem answers to one of ``protocols`` (fsspec gives one or a tuple)."""
+def protocols_of(fs: Any) -> frozenset[str]:
+    """The protocol names a filesystem answers to (fsspec gives one or a tuple).
+
+    >>> sorted(protocols_of(fsspec.filesystem("memory")))
+    ['memory']
+    """
     names = fs.protocol if isinstance(fs.protocol, tuple | list) else (fs.protocol,)
-    return any(name in protocols for name in names)
+    return frozenset(names)
+
+
+def _speaks(fs: Any, protocols: frozenset[str]) -> bool:
+    """True when the filesystem answers to one of ``protocols``."""
+    return bool(protocols_of(fs) & protocols)
 
 
 class _AtomicTarget:

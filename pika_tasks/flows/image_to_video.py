@@ -27,10 +27,12 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, Failed
 
 from pika_tasks.budget import Budget, BudgetRefusedError, usd
+from pika_tasks.claims import ClaimBook, Holder
 from pika_tasks.concurrency import FalSlots
 from pika_tasks.credentials import FalCredentials
 from pika_tasks.events import emit_row_event
 from pika_tasks.flows._artifacts import ProgressBar, RowTable, publish_summary
+from pika_tasks.flows._runs import flow_run_is_over
 from pika_tasks.flows._steps import TaskSteps
 from pika_tasks.flows.cancellation import cancel_remote_requests
 from pika_tasks.images import ImageLimits
@@ -42,6 +44,7 @@ from pika_tasks.pipeline import (
     ManifestScan,
     Planner,
     ReportWriter,
+    RowClaims,
     RowContext,
     RowOutcome,
     report_name,
@@ -193,9 +196,14 @@ async def image_to_video_batch(
                 resubmit_unknown,
             ),
             prices=PriceTable.from_settings(settings),
+            wait_timeout=settings.wait_timeout,
             fail_on_partial=fail_on_partial,
             on_progress=on_progress,
         )
+
+
+def _first_set(*values: float | None) -> float:
+    return next(value for value in values if value is not None)
 
 
 async def _run(
@@ -207,6 +215,7 @@ async def _run(
     *,
     planner: Planner,
     prices: PriceTable,
+    wait_timeout: float,
     fail_on_partial: bool,
     on_progress: ProgressCallback | None,
 ) -> State[BatchResult]:
@@ -236,6 +245,13 @@ async def _run(
         if refusal:
             raise BudgetRefusedError(refusal[0])
 
+    book = ClaimBook(out, lease_seconds=limits.claim_lease_seconds)
+    if not book.atomic:
+        logger.warning(
+            "%s is on a store without an atomic exclusive create: runs that overlap on this "
+            "output can both submit a row (local disks and S3 have one; see docs/reliability.md)",
+            out.url,
+        )
     ctx = RowContext(
         out=out,
         steps=steps,
@@ -245,6 +261,14 @@ async def _run(
         run_id=run_id,
         logger=logger,
         budget_ready=budget_ready if budget.limit_usd is not None else None,
+        claims=RowClaims(
+            book,
+            Holder(flow_run_id=run_id, flow_run_name=run_label),
+            run_is_over=flow_run_is_over,
+            wait_seconds=_first_set(limits.claim_wait_seconds, limits.wait_timeout, wait_timeout),
+            logger=logger,
+        ),
+        resubmit_unknown=planner.resubmit_unknown,
     )
 
     async def counted() -> None:

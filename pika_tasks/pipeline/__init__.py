@@ -27,6 +27,7 @@ Example:
     (1, 1, 0.2)
 """
 
+from pika_tasks.pipeline._claiming import HeldElsewhere, RowClaims
 from pika_tasks.pipeline._client_steps import ClientSteps, copy_video
 from pika_tasks.pipeline._options import DEFAULT_LIMIT_NAME, BatchLimits, Location
 from pika_tasks.pipeline._plan import (
@@ -62,11 +63,13 @@ __all__ = [
     "BatchLimits",
     "BatchResult",
     "ClientSteps",
+    "HeldElsewhere",
     "Location",
     "ManifestScan",
     "Planner",
     "ReportError",
     "ReportWriter",
+    "RowClaims",
     "RowContext",
     "RowOutcome",
     "RowPlan",

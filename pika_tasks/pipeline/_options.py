@@ -74,6 +74,13 @@ class BatchLimits(BaseModel):
         wait_timeout: seconds to wait for one job before cancelling it.
         lookahead: rows read and checked ahead of those at fal (default:
             ``max_concurrency``), so the next submit never waits for an image read.
+        claim_lease_seconds: how long a row's claim lasts unless its run renews
+            it (every third of it): after a run dies, another takes its rows
+            over once this has passed (at once when the dead run's process was
+            on the same host, or Prefect reports the run over).
+        claim_wait_seconds: the longest wait for a row another live run holds;
+            past it the row is reported as held by that run, not submitted
+            (default: ``wait_timeout``, else the ``PIKA_WAIT_TIMEOUT`` setting).
 
     Example:
         >>> BatchLimits(max_spend_usd=25).concurrency_limit
@@ -88,6 +95,8 @@ class BatchLimits(BaseModel):
     submit_rate_limit: str | None = None
     wait_timeout: float | None = Field(default=None, ge=0)
     lookahead: int | None = Field(default=None, ge=1)
+    claim_lease_seconds: float = Field(default=60.0, ge=1)
+    claim_wait_seconds: float | None = Field(default=None, ge=0)
 
     @property
     def planning_lookahead(self) -> int:

@@ -23,7 +23,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from pika_tasks.budget import Budget, BudgetRefusedError
@@ -42,7 +42,8 @@ from pika_tasks.models import (
     QueueStatus,
     RequestHandle,
 )
-from pika_tasks.pipeline._plan import Action, RowPlan
+from pika_tasks.pipeline._claiming import HeldElsewhere, RowClaims
+from pika_tasks.pipeline._plan import Action, RowPlan, decide
 from pika_tasks.pipeline._report import RowOutcome
 from pika_tasks.pricing import PriceTable
 from pika_tasks.records import OutputLocation, RowRecord, utc_now
@@ -109,6 +110,9 @@ class RowContext:
         logger: where rows say what happened.
         stale_partials: temporaries that interrupted runs left, by file name.
         budget_ready: awaited before a paid submit (the run's budget check).
+        claims: the run's claims on rows (None: rows are not claimed, for a
+            caller that is sure no other run writes to the same output).
+        resubmit_unknown: decide a row with an unrecorded earlier submit as to submit.
     """
 
     out: OutputLocation
@@ -120,6 +124,8 @@ class RowContext:
     logger: Logger = field(default_factory=lambda: logging.getLogger("pika_tasks.pipeline"))
     stale_partials: dict[str, list[str]] = field(default_factory=dict)
     budget_ready: Callable[[], Awaitable[None]] | None = None
+    claims: RowClaims | None = None
+    resubmit_unknown: bool = False
 
 
 async def _save(ctx: RowContext, record: RowRecord) -> None:
@@ -261,21 +267,56 @@ def _unknown_error(record: RowRecord) -> str:
     )
 
 
+def _settled(plan: RowPlan, outcome: RowOutcome) -> RowOutcome:
+    """The outcome of a row with nothing to do at fal: done already, or reported."""
+    assert plan.record is not None
+    if plan.action is Action.SKIP:
+        return outcome.model_copy(update={"status": "skipped", "output": plan.record.output})
+    return outcome.model_copy(update={"error": _unknown_error(plan.record)})
+
+
+async def _redecide(plan: RowPlan, ctx: RowContext) -> RowPlan:
+    """The plan again from the record as it is now: another run may have acted meanwhile."""
+    record = await asyncio.to_thread(ctx.out.load, plan.row.id)
+    video_exists = await asyncio.to_thread(ctx.out.video_exists, record)
+    action = decide(record, plan.fingerprint, video_exists, resubmit_unknown=ctx.resubmit_unknown)
+    return replace(plan, record=record, action=action)
+
+
 async def run_row(plan: RowPlan, ctx: RowContext) -> RowOutcome:
     """Take one planned row to a finished video, or to a recorded failure.
 
-    Never raises for the row's own trouble (fal's errors, a refused budget):
-    they become its failed outcome, so one row never stops another.
+    With claims (``ctx.claims``), the row is worked on only while this run
+    holds its claim, and decided anew from its record once it does.  Never
+    raises for the row's own trouble (fal's errors, a refused budget): they
+    become its failed outcome, so one row never stops another.
     """
     row = plan.row
     started = time.monotonic()
     outcome = RowOutcome(id=row.id, row_number=row.row_number, status="failed", action=plan.action)
-    if plan.action is Action.SKIP:
-        assert plan.record is not None
-        return outcome.model_copy(update={"status": "skipped", "output": plan.record.output})
-    if plan.action is Action.UNKNOWN:
-        assert plan.record is not None
-        return outcome.model_copy(update={"error": _unknown_error(plan.record)})
+    if plan.action in (Action.SKIP, Action.UNKNOWN):
+        return _settled(plan, outcome)
+    if ctx.claims is None:
+        return await _generate(plan, ctx, outcome, started)
+    async with ctx.claims.hold(row.id) as claim:
+        if isinstance(claim, HeldElsewhere):
+            plan.check._data = None
+            return outcome.model_copy(
+                update={"status": "skipped", "action": "held", "error": claim.reason(row.id)}
+            )
+        current = await _redecide(plan, ctx)
+        outcome.action = current.action
+        if current.action in (Action.SKIP, Action.UNKNOWN):
+            plan.check._data = None
+            return _settled(current, outcome)
+        return await _generate(current, ctx, outcome, started)
+
+
+async def _generate(
+    plan: RowPlan, ctx: RowContext, outcome: RowOutcome, started: float
+) -> RowOutcome:
+    """Submit (or re-attach), wait and fetch; the outcome, failures included."""
+    row = plan.row
     state = _Row(plan, outcome, plan.record)
     try:
         status, output, waited = await _at_fal(state, ctx)

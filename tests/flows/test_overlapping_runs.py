@@ -1,0 +1,201 @@
+"""Runs that overlap on one output pay once per row: two and three ``pika-tasks run``
+processes on the same manifest at once (local folder and S3), one of them SIGKILLed, and a
+claim left by a run that Prefect reports over.
+
+Every test ends with the emulator's own count: exactly one submission per row, and one
+valid video per row."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import fsspec
+import pytest
+from flow_support import kill_when, point_at, run_to_end, start_batch
+from helpers import probe_video, write_manifest
+
+from pika_tasks.claims import Claim, ClaimBook, Holder
+from pika_tasks.flows import image_to_video_batch
+from pika_tasks.pipeline import BatchLimits, BatchResult, read_report, report_urls
+from pika_tasks.records import OutputLocation
+
+pytestmark = [pytest.mark.usefixtures("prefect_harness"), pytest.mark.timeout(240)]
+
+ROWS = [f"r{n},images/{n}.png,zoom in {n}" for n in range(6)]
+IDS = [f"r{n}" for n in range(len(ROWS))]
+
+
+def check_one_video_per_row(location: OutputLocation) -> None:
+    fs, root = fsspec.core.url_to_fs(location.url, **location.storage_options)
+    fs.invalidate_cache()
+    for row_id in IDS:
+        assert probe_video(fs.cat_file(f"{root}/{row_id}.mp4"))["codec"] == "h264", row_id
+        record = location.load(row_id)
+        assert record is not None and record.state == "succeeded", record
+    assert not fs.exists(f"{root}/_claims") or not fs.find(f"{root}/_claims"), "claims left"
+
+
+def made_by(location: OutputLocation) -> dict[str, list[str]]:
+    """For each row, the runs whose report says they made its video."""
+    made: dict[str, list[str]] = {row_id: [] for row_id in IDS}
+    for url in report_urls(location.url, location.storage_options):
+        report = read_report(url, location.storage_options)
+        for row in report.rows:
+            if row.status == "succeeded" and row.id:
+                made[row.id].append(report.flow_run_name)
+    return made
+
+
+def storage_flags(options: dict[str, Any]) -> list[str]:
+    usable = {k: v for k, v in options.items() if k != "skip_instance_cache"}
+    return ["--output-storage-options", json.dumps(usable)] if usable else []
+
+
+@pytest.mark.parametrize("store", ["local", "s3"])
+@pytest.mark.parametrize("runs", [2, 3])
+def test_concurrent_runs_of_one_manifest_pay_once_per_row(
+    store: str, runs: int, make_emulator: Any, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    emu = make_emulator(runners=4, job_seconds=0.3, fps=4)
+    manifest = write_manifest(tmp_path, ROWS)
+    if store == "s3":
+        bucket, options = request.getfixturevalue("s3_bucket")
+        location = OutputLocation(f"{bucket}/out", options)
+    else:
+        location = OutputLocation(str(tmp_path / "out"))
+    flags = storage_flags(location.storage_options)
+
+    processes = [
+        start_batch(manifest, location.url, emu, "--max-concurrency", "3", *flags)
+        for _ in range(runs)
+    ]
+    for process in processes:
+        _, err = process.communicate(timeout=180)
+        assert process.returncode == 0, err.decode()[-3000:]
+
+    assert emu.stats()["submissions"] == len(ROWS)
+    check_one_video_per_row(location)
+    made = made_by(location)
+    assert all(len(runs_) == 1 for runs_ in made.values()), made
+
+
+def test_a_killed_run_leaves_its_rows_to_a_run_beside_it(
+    make_emulator: Any, tmp_path: Path
+) -> None:
+    emu = make_emulator(runners=2, job_seconds=0.6, fps=4)
+    manifest = write_manifest(tmp_path, ROWS)
+    out = tmp_path / "out"
+    location = OutputLocation(str(out))
+
+    def records() -> list[Any]:
+        found = (location.load(row_id) for row_id in IDS)
+        return [record for record in found if record is not None]
+
+    # One row at fal at a time: when its answer is recorded, no other submit is in flight.
+    doomed = start_batch(manifest, out, emu, "--max-concurrency", "1")
+    first: list[str] = []
+
+    def submitted() -> bool:
+        first.extend(r.flow_run_id for r in records() if r.state == "submitted")
+        return bool(first)
+
+    kill_when_ready = start_batch(manifest, out, emu, "--max-concurrency", "2")
+    try:
+        kill_when(doomed, submitted)
+        assert emu.stats()["submissions"] >= 1
+        _, err = kill_when_ready.communicate(timeout=180)
+        assert kill_when_ready.returncode == 0, err.decode()[-3000:]
+    finally:
+        if kill_when_ready.poll() is None:
+            kill_when_ready.kill()
+
+    assert emu.stats()["submissions"] == len(ROWS)
+    check_one_video_per_row(location)
+    # The survivor re-attached to what the killed run had submitted: fetched, not paid again.
+    survivor = read_report(report_urls(str(out))[-1])
+    taken_over = [row for row in survivor.rows if row.action == "reattach"]
+    assert taken_over and all(row.status == "succeeded" for row in taken_over), survivor.rows
+
+    later = run_to_end(manifest, out, emu)
+    assert later.returncode == 0, later.stderr.decode()[-3000:]
+    assert emu.stats()["submissions"] == len(ROWS)
+    assert {row.status for row in read_report(report_urls(str(out))[-1]).rows} == {"skipped"}
+
+
+def _left_claim(location: OutputLocation, row_id: str, holder: Holder) -> None:
+    """A claim as a run leaves it when it stops without releasing it (long lease)."""
+    now = datetime.now(UTC)
+    claim = Claim(
+        row_id=row_id,
+        generation=1,
+        holder=holder,
+        taken_at=now,
+        lease_expires_at=now + timedelta(hours=1),
+    )
+    path = Path(location.url) / "_claims" / row_id / "00000001.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(claim.model_dump_json())
+
+
+async def test_a_claim_of_a_run_prefect_reports_over_is_taken_over(
+    make_emulator: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.states import Completed
+
+    emu = make_emulator(runners=2, job_seconds=0.2, fps=4)
+    point_at(emu, monkeypatch)
+    manifest = write_manifest(tmp_path, ROWS[:2])
+    location = OutputLocation(str(tmp_path / "out"))
+    async with get_client() as client:
+        run = await client.create_flow_run(
+            flow=image_to_video_batch, name="an-earlier-run", state=Completed()
+        )
+    # Its process looks alive (this test's parent) and its lease has an hour to go:
+    # only Prefect can tell that the run is over.
+    holder = Holder(flow_run_id=str(run.id), flow_run_name="an-earlier-run", pid=os.getppid())
+    _left_claim(location, "r0", holder)
+
+    state = await image_to_video_batch(
+        str(manifest),
+        location.url,
+        limits=BatchLimits(claim_lease_seconds=600),
+        return_state=True,
+    )
+    result = await state.aresult(raise_on_failure=False)
+    assert isinstance(result, BatchResult) and result.succeeded == 2, state.message
+    assert emu.stats()["submissions"] == 2
+    assert ClaimBook(location).current("r0") is None
+
+
+async def test_a_row_held_by_a_live_run_is_not_submitted(
+    make_emulator: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    emu = make_emulator(runners=2, job_seconds=0.2, fps=4)
+    point_at(emu, monkeypatch)
+    manifest = write_manifest(tmp_path, ROWS[:2])
+    location = OutputLocation(str(tmp_path / "out"))
+    # A live holder: another process of this host, a fresh lease, a run Prefect doesn't know.
+    sleeper = await asyncio.create_subprocess_exec("sleep", "60")
+    try:
+        _left_claim(location, "r1", Holder(flow_run_id=str(uuid.uuid4()), pid=sleeper.pid))
+        state = await image_to_video_batch(
+            str(manifest),
+            location.url,
+            limits=BatchLimits(claim_wait_seconds=0.5),
+            return_state=True,
+        )
+    finally:
+        sleeper.kill()
+        await sleeper.wait()
+    result = await state.aresult(raise_on_failure=False)
+    assert isinstance(result, BatchResult), result
+    assert (result.succeeded, result.skipped, emu.stats()["submissions"]) == (1, 1, 1)
+    held = next(row for row in read_report(result.report_url).rows if row.id == "r1")
+    assert held.action == "held" and f"pid {sleeper.pid}" in (held.error or "")
