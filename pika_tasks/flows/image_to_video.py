@@ -26,7 +26,7 @@ from prefect.client.schemas.objects import State
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed
 
-from pika_tasks.budget import Budget, BudgetRefusedError, usd
+from pika_tasks.budget import Budget
 from pika_tasks.claims import ClaimBook, Holder
 from pika_tasks.concurrency import FalSlots
 from pika_tasks.credentials import FalCredentials
@@ -40,8 +40,8 @@ from pika_tasks.manifest import ManifestError, ManifestRow, RowDefaults, RowErro
 from pika_tasks.pipeline import (
     BatchLimits,
     BatchResult,
+    FirstPass,
     Location,
-    ManifestScan,
     Planner,
     ReportWriter,
     RowClaims,
@@ -49,7 +49,6 @@ from pika_tasks.pipeline import (
     RowOutcome,
     report_name,
     run_row,
-    scan_manifest,
     started,
     stream_rows,
 )
@@ -57,7 +56,6 @@ from pika_tasks.pricing import PriceTable
 from pika_tasks.progress import ProgressCallback, ProgressTracker
 from pika_tasks.records import OutputLocation
 from pika_tasks.settings import PikaSettings
-from pika_tasks.storage import stale_partials
 from pika_tasks.tasks import open_client
 
 __all__ = ["BatchResult", "image_to_video_batch"]
@@ -85,15 +83,6 @@ class _ManifestStream:
             self.error = error
 
 
-def _survey(
-    stream: _ManifestStream, out: OutputLocation, prices: PriceTable
-) -> tuple[ManifestScan, dict[str, list[str]]]:
-    """The cheap first pass, with the output's two listings (blocking: run in a thread)."""
-    partials = stale_partials(out.url, out.storage_options)
-    recorded = out.recorded_ids()
-    return scan_manifest(stream.open(), recorded_ids=recorded, prices=prices), partials
-
-
 @flow(
     name="image-to-video-batch",
     on_cancellation=[cancel_remote_requests],
@@ -112,6 +101,7 @@ async def image_to_video_batch(
     task_retries: int | None = None,
     task_tags: list[str] | None = None,
     on_progress: ProgressCallback | None = None,
+    image_root: str | None = None,
 ) -> State[BatchResult]:
     """Generate a video for every row of a manifest and write them to ``output``.
 
@@ -147,6 +137,10 @@ async def image_to_video_batch(
         on_progress: called with a :class:`~pika_tasks.progress.BatchProgress`
             at the start, once the rows are counted, and whenever a row finishes
             (in-process runs only).
+        image_root: confine local images to this folder: a row whose local image
+            is elsewhere (after resolving ``..`` and symbolic links; paths,
+            ``file://`` and chained URLs alike) fails alone.  For manifests
+            written by other people.
 
     Returns:
         A Completed state with a :class:`BatchResult`, or Failed when rows failed
@@ -191,7 +185,9 @@ async def image_to_video_batch(
                 image_storage_options
                 if image_storage_options is not None
                 else source.storage_options,
-                ImageLimits(allow_private_addresses=allow_private_image_urls),
+                ImageLimits(
+                    allow_private_addresses=allow_private_image_urls, local_root=image_root
+                ),
                 settings.endpoint_id,
                 resubmit_unknown,
             ),
@@ -229,22 +225,8 @@ async def _run(
     await steps.slots.check(logger)
     bar = await ProgressBar.create(f"Rows of {manifest}")
     table = RowTable()
-    refusal: list[str] = []
-
-    # The first pass counts and prices the rows while the first rows already start.
-    survey = asyncio.create_task(asyncio.to_thread(_survey, stream, out, prices))
-
-    async def surveyed() -> ManifestScan:
-        scan, partials = await asyncio.shield(survey)
-        ctx.stale_partials.update(partials)
-        return scan
-
-    async def budget_ready() -> None:
-        # Paid submits wait for the first pass: a run over its cap must pay nothing.
-        await surveyed()
-        if refusal:
-            raise BudgetRefusedError(refusal[0])
-
+    # Counts and prices the rows while the first rows already start.
+    first_pass = FirstPass(stream.open, out, prices, budget, logger)
     book = ClaimBook(out, lease_seconds=limits.claim_lease_seconds)
     if not book.atomic:
         logger.warning(
@@ -260,7 +242,9 @@ async def _run(
         image_storage_options=planner.image_storage_options,
         run_id=run_id,
         logger=logger,
-        budget_ready=budget_ready if budget.limit_usd is not None else None,
+        stale_partials=first_pass.stale_partials,
+        # Paid submits wait for the first pass when there is a cap: over it, nothing is paid.
+        budget_ready=first_pass.paid_submit_allowed if budget.limit_usd is not None else None,
         claims=RowClaims(
             book,
             Holder(flow_run_id=run_id, flow_run_name=run_label),
@@ -273,15 +257,9 @@ async def _run(
 
     async def counted() -> None:
         try:
-            scan = await surveyed()
+            scan = await first_pass.counted()
         except ManifestError:
             return  # the run reads the same file and reports the error
-        if not budget.allows(scan.new_usd):
-            refusal.append(
-                f"not started: the {scan.new} rows to submit cost {usd(scan.new_usd)} at list "
-                f"prices, more than max_spend_usd {usd(budget.limit_usd or 0.0)}"
-            )
-            logger.error("%s; nothing was submitted", refusal[0])
         logger.info(
             "%d rows in %s: %d new, %d with a record at %s, %d invalid",
             scan.rows,
@@ -314,6 +292,7 @@ async def _run(
             tracker.finished(outcome)
             await bar.advance()
 
+        first_pass.start()
         counting = asyncio.create_task(counted())
         try:
             await stream_rows(
@@ -326,8 +305,8 @@ async def _run(
             )
             await counting
         finally:
-            for task in (counting, survey):
-                task.cancel()
+            counting.cancel()
+            first_pass.cancel()
         result = await asyncio.to_thread(report.close)
 
     await publish_summary(result, table, manifest, out.url)
@@ -335,13 +314,13 @@ async def _run(
         f"{result.succeeded} succeeded, {result.failed} failed, {result.skipped} skipped "
         f"of {result.total} rows; report: {result.report_url}"
     )
-    if refusal:
-        message = f"{refusal[0]}; {message}"
+    if first_pass.refusal:
+        message = f"{first_pass.refusal}; {message}"
     if stream.error is not None:
         message = f"the manifest could not be read to its end: {stream.error}; {message}"
         logger.error("%s", message)
         return Failed(message=message, data=result)
     logger.info(message)
-    if refusal or (result.failed and fail_on_partial):
+    if first_pass.refusal or (result.failed and fail_on_partial):
         return Failed(message=message, data=result)
     return Completed(message=message, data=result)

@@ -8,8 +8,11 @@
 * :mod:`~pika_tasks.pipeline._row`: one row's state machine (:func:`run_row`),
   over the calls to fal a :class:`RowSteps` provides (the flows' Prefect
   tasks, or :class:`ClientSteps` on a plain client);
+* :mod:`~pika_tasks.pipeline._claiming`: a row's claim taken before it is paid
+  for, so runs that overlap on one output pay once (:class:`RowClaims`);
 * :mod:`~pika_tasks.pipeline._stream`: rows read, planned and run as they come,
-  with bounded memory (:func:`stream_rows`);
+  with bounded memory (:func:`stream_rows`), and the first pass that counts and
+  prices them beside the run (:class:`FirstPass`);
 * :mod:`~pika_tasks.pipeline._report`: each row's :class:`RowOutcome`, the run's
   report written as rows finish and read back, and its :class:`BatchResult`;
 * :mod:`~pika_tasks.pipeline._options`: what a run is asked to do, as the typed
@@ -29,6 +32,7 @@ Example:
 
 from pika_tasks.pipeline._claiming import HeldElsewhere, RowClaims
 from pika_tasks.pipeline._client_steps import ClientSteps, copy_video
+from pika_tasks.pipeline._first_pass import FirstPass
 from pika_tasks.pipeline._options import DEFAULT_LIMIT_NAME, BatchLimits, Location
 from pika_tasks.pipeline._plan import (
     Action,
@@ -63,6 +67,7 @@ __all__ = [
     "BatchLimits",
     "BatchResult",
     "ClientSteps",
+    "FirstPass",
     "HeldElsewhere",
     "Location",
     "ManifestScan",
