@@ -194,6 +194,7 @@ async def estimate_batch(
     max_spend_usd: float | None = None,
     max_concurrency: int = 8,
     settings: PikaSettings | None = None,
+    image_root: str | None = None,
 ) -> CostEstimate:
     """Check every row and image of a manifest and price the run, sending nothing to fal.
 
@@ -212,6 +213,7 @@ async def estimate_batch(
         max_spend_usd: a cap to check the cost against.
         max_concurrency: images read at once.
         settings: prices (``PIKA_PRICE_USD_*``) and endpoint; default: the environment.
+        image_root: confine local images to this folder (as the run's ``image_root``).
 
     Returns:
         The :class:`CostEstimate`.
@@ -237,7 +239,7 @@ async def estimate_batch(
     planner = Planner(
         out,
         storage,
-        ImageLimits(allow_private_addresses=allow_private_image_urls),
+        ImageLimits(allow_private_addresses=allow_private_image_urls, local_root=image_root),
         settings.endpoint_id,
         resubmit_unknown,
     )

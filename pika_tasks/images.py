@@ -35,13 +35,30 @@ reserved ranges are refused, however the address is written (``2130706433``,
 at ``::``, so a store URL with such an IPv6 host is refused as invalid before
 anything is opened).  Object stores (``s3``,
 ``gs``, ``az``, ``abfs``...), whose URL names a bucket or container, and
-``file``, ``memory`` and ``data`` URLs name no host and are not checked; nor
-are hosts given in ``storage_options`` (the operator's choice, not the
-manifest's).  Set ``ImageLimits(allow_private_addresses=True)`` for images
-served on a private network or on 127.0.0.1 (tests, the local emulator).  The
+``file``, ``memory`` and ``data`` URLs name no host and are not checked.
+Hosts given in ``storage_options`` are checked by the same rules whenever an
+image is read with them (any image but http(s) URLs and local or in-memory
+files, which do not use them): every URL in an option's text (``endpoint_url``,
+``client_kwargs.endpoint_url``, a connection string's endpoints, proxies...)
+and every option named like a host (``host``, ``hostname``, ``server``,
+``endpoint``, ``proxy``, ``*_host``...), at any depth; options that hold
+credentials are never read, so no part of a secret can reach a message.  Set
+``ImageLimits(allow_private_addresses=True)`` for images served on a private
+network or on 127.0.0.1 (tests, the local emulator, a MinIO on the LAN).  The
 check resolves the host before the connection is made, so a DNS server that
 answers differently a moment later is not caught; run workers behind an
 egress firewall where that matters.
+
+Local folder: ``ImageLimits(local_root=PATH)`` confines local images to one
+folder, for deployments that take manifests from other people.  Every local
+file an image URL makes fsspec open (a path, a ``file://`` or ``local://``
+URL, the archive or file at the end of a chain such as
+``zip://a.png::/data/images.zip`` or ``simplecache::file:///data/a.png``)
+must be inside it once ``..`` and symbolic links are resolved; protocols that
+read local files from elsewhere (``git``, ``dvc``, ``dir``, ``reference``,
+``generic``) are refused.  The check is made just before the read: someone
+who can replace a file inside the folder with a link in that moment is not
+stopped by it.
 
 Errors::
 
@@ -74,6 +91,7 @@ import hashlib
 import io
 import ipaddress
 import logging
+import os
 import posixpath
 import re
 import socket
@@ -85,6 +103,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import fsspec
 import httpx
+from fsspec.implementations.local import LocalFileSystem
 from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
@@ -225,12 +244,25 @@ class ImageLimits(BaseModel):
         allow_private_addresses: fetch images from loopback, private and
             link-local addresses too, over http(s) and every other protocol
             whose URL names a host (off by default; see the module docs).
+            Hosts given in ``storage_options`` are checked the same way, with
+            the same switch.
         timeout_seconds: deadline for fetching one image, connect to last byte.
         max_redirects: redirects followed (each one checked) for http(s) images.
+        local_root: when set, the folder local images must be in (a path or
+            ``file://`` URL): an image whose local file is elsewhere once
+            ``..`` and symbolic links are resolved is refused, whether given
+            as a path, a ``file://`` URL or the end of a chained URL.  None
+            (the default) reads local images from anywhere.
 
     Example:
         >>> ImageLimits(max_bytes=1_000_000, allow_private_addresses=True).max_side
         8192
+        >>> import asyncio
+        >>> inside = ImageLimits(local_root="/srv/in")
+        >>> asyncio.run(inspect_image("/srv/in/../x.png", limits=inside))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        pika_tasks.images.ImageError: /srv/in/../x.png: is outside /srv/in, the folder ...
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -244,6 +276,7 @@ class ImageLimits(BaseModel):
     allow_private_addresses: bool = False
     timeout_seconds: float = Field(default=30.0, gt=0)
     max_redirects: int = Field(default=5, ge=0)
+    local_root: str | None = Field(default=None, min_length=1)
 
 
 DEFAULT_LIMITS = ImageLimits()
@@ -425,16 +458,19 @@ async def inspect_image(
         ...
         pika_tasks.images.ImageError: /no/such/image.png: not found
     """
+    options = storage_options or {}
     try:
         async with asyncio.timeout(limits.timeout_seconds):
             if _HTTP_RE.match(image):
                 data = await _fetch_http(image, limits)
             else:
+                if limits.local_root is not None:
+                    await asyncio.to_thread(_check_confined, image, options, limits.local_root)
                 if not limits.allow_private_addresses:
                     await _check_store_hosts(image)
-                data = await asyncio.to_thread(
-                    _read_store, image, storage_options or {}, limits.max_bytes
-                )
+                    if options and _reads_with_options(image, options):
+                        await _check_option_hosts(image, options)
+                data = await asyncio.to_thread(_read_store, image, options, limits.max_bytes)
     except TimeoutError as error:
         raise ImageUnavailableError(
             image, f"timed out after {limits.timeout_seconds:g} s"
@@ -675,6 +711,169 @@ async def _check_store_hosts(image: str) -> None:
         await _check_public(image, host, port)
 
 
+# Protocols that read no network host whatever options they get: an image read with
+# only these does not use the options' hosts.
+_LOCAL_PROTOCOLS = frozenset({"file", "local", "memory", "data"})
+
+# Option names whose value is a host (``host:port``, ``user@host``) rather than a URL.
+_HOST_OPTION_NAMES = frozenset(
+    {"host", "hostname", "server", "endpoint", "address", "netloc", "proxy", "proxies"}
+)
+_HOST_OPTION_SUFFIXES = ("_host", "_hostname", "_server", "_endpoint", "_address", "_proxy")
+
+# Options that hold credentials are never read for hosts: no part of a secret can
+# then reach an error message.
+_SECRET_OPTION_RE = re.compile(r"key|secret|token|passw|credential|sas|auth", re.IGNORECASE)
+
+# A URL's scheme and authority inside any text (a value, a connection string).
+_URL_IN_TEXT_RE = re.compile(r"(?<![A-Za-z0-9+.-])([A-Za-z][A-Za-z0-9+.-]*)://([^\s/?#;,'\"<>]*)")
+
+
+def _links(image: str, options: dict[str, Any]) -> list[tuple[str, str]]:
+    """Each link of an image's (maybe chained) URL as fsspec opens it: ``(path, protocol)``.
+
+    fsspec's own split of a chain, the one ``url_to_fs`` makes, so that the paths
+    checked are the paths opened (it also honours a ``protocol`` option).
+    """
+    # It updates nested option dicts in place: give it copies.
+    copied = {
+        key: dict(value) if isinstance(value, dict) else value for key, value in options.items()
+    }
+    try:
+        chain = fsspec.core._un_chain(image, copied)
+    except (ValueError, ImportError, TypeError, KeyError) as error:
+        raise ImageError(image, f"cannot open its file system: {error}") from error
+    return [(str(path), str(protocol)) for path, protocol, _ in chain]
+
+
+def _reads_with_options(image: str, options: dict[str, Any]) -> bool:
+    """True when reading ``image`` may use the options (some link is not local or in memory)."""
+    return any(protocol not in _LOCAL_PROTOCOLS for _, protocol in _links(image, options))
+
+
+def _option_hosts(
+    image: str, options: Any, path: str = "", hosts_inside: bool = False
+) -> list[tuple[str, str, int]]:
+    """The hosts named in storage options: ``(option path, host, port)``, port 0 when none.
+
+    Every URL in any text value (whatever the option's name), and the value of
+    every option named like a host or inside one (botocore's ``proxies``:
+    ``{"http": "10.0.0.1:3128"}``); options holding credentials are skipped.
+    """
+    if isinstance(options, dict):
+        items = [(str(key), value) for key, value in options.items()]
+    elif isinstance(options, list | tuple):
+        items = [(str(index), value) for index, value in enumerate(options)]
+    else:
+        return []
+    found: list[tuple[str, str, int]] = []
+    for key, value in items:
+        if _SECRET_OPTION_RE.search(key):
+            continue
+        where = f"{path}.{key}" if path else key
+        names_hosts = hosts_inside or _is_host_option(key)
+        if isinstance(value, dict | list | tuple):
+            found.extend(_option_hosts(image, value, where, names_hosts))
+        elif isinstance(value, str):
+            urls = _urls_in(image, where, value)
+            found.extend((where, host, port) for host, port in urls)
+            if names_hosts and "://" not in value and value.strip():
+                found.append((where, *_bare_host(image, where, value)))
+    return found
+
+
+def _urls_in(image: str, where: str, text: str) -> list[tuple[str, int]]:
+    """The hosts of the URLs in an option's text, but those of protocols that name none."""
+    found: list[tuple[str, int]] = []
+    for match in _URL_IN_TEXT_RE.finditer(text):
+        scheme, authority = match.group(1).lower(), match.group(2)
+        if scheme in _HOSTLESS_PROTOCOLS or not authority:
+            continue
+        try:
+            parts = urlsplit(f"{scheme}://{authority}")
+            port = parts.port or 0
+        except ValueError as error:
+            raise ImageError(
+                image, f"storage option {where!r} holds an invalid URL: {error}"
+            ) from error
+        if not parts.hostname:
+            raise ImageError(image, f"storage option {where!r} holds a URL with no host")
+        found.append((parts.hostname, port))
+    return found
+
+
+def _is_host_option(name: str) -> bool:
+    lowered = name.lower()
+    return lowered in _HOST_OPTION_NAMES or lowered.endswith(_HOST_OPTION_SUFFIXES)
+
+
+def _bare_host(image: str, where: str, value: str) -> tuple[str, int]:
+    """``host``, ``host:port``, ``user@host:port``, ``[v6]:port`` or a bare IPv6 address."""
+    text = value.strip()
+    try:
+        return str(ipaddress.ip_address(text.removeprefix("[").removesuffix("]"))), 0
+    except ValueError:
+        pass
+    try:
+        parts = urlsplit(f"//{text}")
+        host, port = parts.hostname, parts.port or 0
+    except ValueError as error:
+        raise ImageError(image, f"storage option {where!r} is not a host: {error}") from error
+    if not host or parts.path or parts.query or parts.fragment:
+        raise ImageError(image, f"storage option {where!r} is not a host name")
+    return host, port
+
+
+async def _check_option_hosts(image: str, options: dict[str, Any]) -> None:
+    """Refuse storage options that name a private, loopback or link-local host."""
+    checked: set[tuple[str, int]] = set()
+    for where, host, port in _option_hosts(image, options):
+        if (host, port) not in checked:
+            checked.add((host, port))
+            await _check_public(image, host, port, prefix=f"storage option {where!r}: ")
+
+
+# --------------------------------------------------------------------------- local folder
+
+# Protocols that read local files from a place the folder check cannot follow (a
+# repository or base folder given in the URL or options, references listed in a
+# file, a protocol picked per path): refused while images are confined to a folder.
+_UNCONFINABLE_PROTOCOLS = frozenset({"asynclocal", "dir", "dvc", "generic", "git", "reference"})
+
+
+def _check_confined(image: str, options: dict[str, Any], root: str) -> None:
+    """Refuse ``image`` when a local file it opens is outside ``root``; blocking (realpath)."""
+    folder = _real_path(LocalFileSystem._strip_protocol(os.path.expanduser(root)))
+    for path, protocol in _links(image, options):
+        if protocol in _UNCONFINABLE_PROTOCOLS:
+            raise ImageError(
+                image,
+                f"{protocol}:// can read local files outside {root}, the folder local images "
+                "are confined to, and is refused",
+            )
+        if not issubclass(fsspec.get_filesystem_class(protocol), LocalFileSystem):
+            continue
+        try:
+            real = _real_path(path)
+        except (ValueError, OSError) as error:  # a NUL byte, a loop of links...
+            raise ImageError(image, f"is not a usable local path: {error}") from error
+        try:
+            inside = os.path.commonpath([folder, real]) == folder
+        except ValueError:  # another drive (Windows)
+            inside = False
+        if not inside:
+            raise ImageError(
+                image,
+                f"is outside {root}, the folder local images are confined to "
+                "(after resolving '..' and symbolic links)",
+            )
+
+
+def _real_path(path: str) -> str:
+    """``path`` absolute, with ``..`` and every symbolic link resolved, case-folded on Windows."""
+    return os.path.normcase(os.path.realpath(path))
+
+
 # --------------------------------------------------------------------------- http(s)
 
 
@@ -685,7 +884,8 @@ async def _resolve_addresses(host: str, port: int) -> list[str]:
     return [str(info[4][0]) for info in infos]
 
 
-async def _check_public(url: str, host: str, port: int) -> None:
+async def _check_public(url: str, host: str, port: int, prefix: str = "") -> None:
+    """Refuse ``host`` unless every address it resolves to is public (``prefix``: who named it)."""
     try:
         literal = ipaddress.ip_address(host)
         addresses = [str(literal)]
@@ -693,7 +893,9 @@ async def _check_public(url: str, host: str, port: int) -> None:
         try:
             addresses = await _resolve_addresses(host, port)
         except OSError as error:
-            raise ImageUnavailableError(url, f"cannot resolve host {host!r}: {error}") from error
+            raise ImageUnavailableError(
+                url, f"{prefix}cannot resolve host {host!r}: {error}"
+            ) from error
     for text in addresses:
         address = ipaddress.ip_address(text.split("%", 1)[0])
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
@@ -701,7 +903,7 @@ async def _check_public(url: str, host: str, port: int) -> None:
         if not address.is_global or address.is_multicast:
             raise ImageError(
                 url,
-                f"host {host!r} resolves to {address}, a private, loopback or link-local "
+                f"{prefix}host {host!r} resolves to {address}, a private, loopback or link-local "
                 "address; such images are refused unless "
                 "ImageLimits(allow_private_addresses=True)",
             )

@@ -65,8 +65,14 @@ def _one(ctx: Context, variant: str) -> CliRun:
             f"{_BUCKET_URL}/manifest.csv", o.workload_rows, ctx.photos(), s3.storage_options
         )
         options = json.dumps(s3.storage_options)
-        # The output stays local: only the inputs are on S3.
-        args = ["--storage-options", options, "--output-storage-options", "{}"]
+        # The output stays local: only the inputs are on S3, whose server is on loopback.
+        args = [
+            "--storage-options",
+            options,
+            "--output-storage-options",
+            "{}",
+            "--allow-private-image-urls",
+        ]
         return _run(ctx, variant, url, args)
 
 

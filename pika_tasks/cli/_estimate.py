@@ -73,6 +73,13 @@ def estimate(
         ),
     ] = False,
     max_concurrency: Annotated[int, typer.Option(min=1, help="Images read at once.")] = 8,
+    image_root: Annotated[
+        str | None,
+        typer.Option(
+            "--image-root",
+            help="Refuse local images outside this folder (after resolving .. and links).",
+        ),
+    ] = None,
 ) -> None:
     """Check every row and image of MANIFEST and price the run, without submitting anything.
 
@@ -109,6 +116,7 @@ def estimate(
                 resubmit_unknown=resubmit_unknown,
                 max_spend_usd=max_spend_usd,
                 max_concurrency=max_concurrency,
+                image_root=image_root,
             )
         )
     except ManifestError as error:

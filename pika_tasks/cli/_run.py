@@ -105,6 +105,21 @@ def run(
     max_failures: Annotated[
         int, typer.Option(min=0, help="Failed rows listed in the summary.")
     ] = 20,
+    allow_private_image_urls: Annotated[
+        bool,
+        typer.Option(
+            "--allow-private-image-urls",
+            help="Read images on private addresses, also through --storage-options "
+            "(e.g. a MinIO on the LAN); --local implies it.",
+        ),
+    ] = False,
+    image_root: Annotated[
+        str | None,
+        typer.Option(
+            "--image-root",
+            help="Refuse local images outside this folder (after resolving .. and links).",
+        ),
+    ] = None,
 ) -> None:
     """Generate a video for every row of MANIFEST into --out.
 
@@ -162,8 +177,9 @@ def run(
         ),
         "fail_on_partial": not allow_partial,
         "resubmit_unknown": resubmit_unknown,
+        "image_root": image_root,
         # The local emulator serves uploaded images on loopback.
-        "allow_private_image_urls": local,
+        "allow_private_image_urls": local or allow_private_image_urls,
     }
 
     async def run_flow(live: LiveProgress) -> State[Any]:

@@ -81,7 +81,8 @@ async def test_image_on_s3(s3_bucket: tuple[str, dict[str, Any]], png: bytes) ->
     with fsspec.open(f"{bucket}/in/a.png", "wb", **options) as handle:
         handle.write(png)
 
-    check = await inspect_image(f"{bucket}/in/a.png", storage_options=options)
+    # The S3 server is on 127.0.0.1, named by the options' endpoint_url.
+    check = await inspect_image(f"{bucket}/in/a.png", storage_options=options, limits=LOOPBACK_OK)
 
     assert (check.size_bytes, check.format) == (len(png), "PNG")
 
@@ -190,7 +191,7 @@ async def test_missing_s3_object(s3_bucket: tuple[str, dict[str, Any]]) -> None:
     bucket, options = s3_bucket
 
     with pytest.raises(ImageError, match="not found"):
-        await inspect_image(f"{bucket}/nope.png", storage_options=options)
+        await inspect_image(f"{bucket}/nope.png", storage_options=options, limits=LOOPBACK_OK)
 
 
 async def test_folder_is_not_an_image(tmp_path: Path) -> None:

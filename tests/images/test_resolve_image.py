@@ -17,11 +17,15 @@ import pytest
 from pika_tasks.images import (
     ImageCheck,
     ImageError,
+    ImageLimits,
     ImageSource,
     inspect_image,
     resolve_image,
     resolve_image_url,
 )
+
+# The S3 server is on 127.0.0.1, named by the options' endpoint_url.
+S3_ON_LOOPBACK = ImageLimits(allow_private_addresses=True)
 
 
 class FakeUploader:
@@ -67,7 +71,9 @@ async def test_s3_object_becomes_a_presigned_url_fetchable_over_http(
     bucket, options = s3_bucket
     with fsspec.open(f"{bucket}/in/a.png", "wb", **options) as handle:
         handle.write(png)
-    check = await inspect_image(f"{bucket}/in/a.png", storage_options=options)
+    check = await inspect_image(
+        f"{bucket}/in/a.png", storage_options=options, limits=S3_ON_LOOPBACK
+    )
     uploader = FakeUploader()
 
     resolved = await resolve_image(
@@ -94,7 +100,7 @@ async def test_s3_object_without_signing_is_sent_inline(
     bucket, options = s3_bucket
     with fsspec.open(f"{bucket}/a.png", "wb", **options) as handle:
         handle.write(png)
-    check = await inspect_image(f"{bucket}/a.png", storage_options=options)
+    check = await inspect_image(f"{bucket}/a.png", storage_options=options, limits=S3_ON_LOOPBACK)
 
     resolved = await resolve_image(check, storage_options=options, sign_urls=False)
 
