@@ -5,13 +5,17 @@ partial file is left at a final path, and each run's report agrees with the outp
 
 The kill points: after planning, before any submit; a submit in flight, held before
 or after fal queued the job; right after a submit was answered and recorded; while
-waiting; once the first video is written; mid-download; while writing the report.
+waiting; once the first video is written; mid-download; while writing the report
+(on S3 and on a local disk).
 
 The process is killed from outside when the point is observed (records on disk,
 files at the output, requests held at the emulator or the store, counters at the
-emulator), never on a timer.  To hold a point, a gate in front of the emulator (an
-ASGI middleware) or of the S3 server (a WSGI middleware) keeps chosen requests of
-the run to be killed, which alone uses :data:`KILLED_KEY`, from being answered.
+emulator, a marker file), never on a timer.  To hold a point, a gate in front of
+the emulator (an ASGI middleware) or of the S3 server (a WSGI middleware) keeps
+chosen requests of the run to be killed, which alone uses :data:`KILLED_KEY`, from
+being answered.  A local report is written to a temporary and renamed into place,
+which no server sees: that run alone is started with a Python audit hook that
+holds it at the rename (see :func:`flow_support.hold_at_report_rename`).
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import contextlib
 import hashlib
 import io
 import json
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
@@ -31,13 +37,13 @@ from typing import Any, Literal
 import fsspec
 import numpy as np
 import pytest
-from flow_support import kill_when, run_to_end, start_batch
+from flow_support import hold_report_rename_env, kill_when, run_to_end, start_batch
 from helpers import probe_video, write_manifest
 from PIL import Image
 
 from pika_tasks.emulator import EmulatorServer
 from pika_tasks.emulator.config import ENDPOINT_ID
-from pika_tasks.pipeline import report_urls
+from pika_tasks.pipeline import read_reports, report_urls
 from pika_tasks.records import OutputLocation, RowRecord
 from pika_tasks.storage import TEMP_MARKER
 
@@ -79,9 +85,9 @@ def states(out: Path | OutputLocation) -> dict[str, str]:
 # --------------------------------------------------------------------------- checks
 
 
-def check_outputs(location: OutputLocation) -> None:
+def check_outputs(location: OutputLocation, leftovers: frozenset[str] = frozenset()) -> None:
     """Every row: one video that decodes fully, a succeeded record matching it, and
-    nothing half-written anywhere under the output."""
+    nothing half-written anywhere under the output but the paths in ``leftovers``."""
     fs, root = fsspec.core.url_to_fs(location.url, **location.storage_options)
     fs.invalidate_cache()
     for row_id in IDS:
@@ -94,7 +100,8 @@ def check_outputs(location: OutputLocation) -> None:
         assert record.sha256 == hashlib.sha256(data).hexdigest(), row_id
     videos = [path for path in fs.find(root) if path.endswith(".mp4")]
     assert sorted(videos) == sorted(f"{root}/{row_id}.mp4" for row_id in IDS), videos
-    assert not [path for path in fs.find(root) if TEMP_MARKER in path]
+    found = [path for path in fs.find(root) if TEMP_MARKER in path]
+    assert not [path for path in found if path not in leftovers], found
 
 
 def last_report(location: OutputLocation) -> dict[str, dict[str, Any]]:
@@ -586,3 +593,56 @@ def test_killed_while_writing_the_report(
     assert len(report_urls(location.url, location.storage_options)) == 1
     check_report_agrees(location, dict.fromkeys(IDS, frozenset({"skipped"})))
     print_figures("while writing the report", at_kill, ("the re-run", len(ROWS)))
+
+
+def test_killed_while_writing_the_report_on_a_local_disk(
+    make_emulator: Callable[..., Any], tmp_path: Path
+) -> None:
+    """Output on a local disk; killed at the rename that would publish the run report,
+    with the whole report in its temporary and every row done: no report of the
+    killed run appears at a final path; its temporary is left hidden in ``_runs/``,
+    where every reader of reports ignores it; the re-run pays nothing, skips every
+    row and writes the one report, which ``pika-tasks report`` reads."""
+    emu = make_emulator(runners=2, job_seconds=0.3, fps=4)
+    manifest = write_manifest(tmp_path, ROWS)
+    out = tmp_path / "out"
+    marker = tmp_path / "held-at-rename.json"
+    hold = hold_report_rename_env(tmp_path / "hold", marker)
+    process = start_batch(manifest, out, emu, extra_env=hold)
+
+    kill_when(process, marker.exists)
+
+    held = json.loads(marker.read_text())
+    assert held["pid"] == process.pid
+    temporary, final = Path(held["from"]), Path(held["to"])
+    assert final.parent == out / "_runs" and final.suffix == ".jsonl", final
+    assert temporary.parent == final.parent and temporary.name.startswith(".")
+    assert TEMP_MARKER in temporary.name and not temporary.name.endswith(".jsonl")
+    # The kill landed between the report's write and its rename: all of it written.
+    assert states(out) == dict.fromkeys(IDS, "succeeded")
+    killed_lines = [json.loads(line) for line in temporary.read_text().splitlines()]
+    assert sorted(line["id"] for line in killed_lines) == IDS
+    assert {line["status"] for line in killed_lines} == {"succeeded"}
+    assert not final.exists()
+    assert report_urls(str(out)) == [], "a report of the killed run is visible"
+    at_kill = emu.stats()["submissions"]
+    assert at_kill == len(ROWS)
+
+    done = run_to_end(manifest, out, emu)
+    assert done.returncode == 0, done.stderr.decode()[-3000:]
+    assert emu.stats()["submissions"] == len(ROWS)
+    location = OutputLocation(str(out))
+    # The killed run's temporary is the one thing left, and nothing reads it.
+    check_outputs(location, leftovers=frozenset({str(temporary)}))
+    assert temporary.exists()
+    assert len(report_urls(location.url)) == 1
+    check_report_agrees(location, dict.fromkeys(IDS, frozenset({"skipped"})))
+    assert [run.skipped for run in read_reports(location.url)] == [len(ROWS)]
+    shown = subprocess.run(
+        [sys.executable, "-m", "pika_tasks", "report", str(out), "--all", "--json"],
+        capture_output=True,
+        timeout=60,
+    )
+    assert shown.returncode == 0, shown.stderr.decode()[-3000:]
+    assert [run["skipped"] for run in json.loads(shown.stdout)["runs"]] == [len(ROWS)]
+    print_figures("while writing the report on a local disk", at_kill, ("the re-run", len(ROWS)))
