@@ -533,7 +533,9 @@ def run_and_check(plan: _Plan, image_host: _ImageHost) -> None:
                 assert line["error"].startswith(f"row {number}, field '{field}': "), line
         # Exactly the good rows' files, a single report, and no temporaries.
         expected = {f"{row_id}.{ext}" for row_id in good for ext in ("mp4", "json")}
-        assert {path.name for path in out.iterdir()} == expected | {"_runs"}
+        assert {path.name for path in out.iterdir()} - {"_claims"} == expected | {"_runs"}
+        # Every row's claim was released when the row ended.
+        assert not [path for path in out.glob("_claims/**/*") if not path.is_dir()]
         reports = list((out / "_runs").iterdir())
         assert len(reports) == 1 and reports[0].suffix == ".jsonl"
         assert not [path for path in out.rglob("*") if TEMP_MARKER in path.name]
