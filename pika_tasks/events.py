@@ -43,6 +43,7 @@ from typing import Any
 
 from prefect.events import emit_event
 from prefect.events.schemas.events import Event
+from prefect.logging import get_logger
 
 from pika_tasks.pipeline import RowOutcome
 
@@ -53,6 +54,8 @@ VIDEO_COMPLETED = "pika.video.completed"
 VIDEO_FAILED = "pika.video.failed"
 """A row failed in this run; ``payload["error"]`` says why."""
 RESOURCE_PREFIX = "pika.video."
+
+logger = get_logger("pika_tasks.events")
 
 
 @dataclass(frozen=True)
@@ -131,8 +134,10 @@ def emit_row_event(
 ) -> Event | None:
     """Emit the row's event (see :func:`describe_row`); return it, or None if none was sent.
 
-    Sending is asynchronous (Prefect's events worker) and never raises for a
-    network problem; Prefect logs it.
+    Never raises: an event is a notice, and its loss never stops a row.
+    Sending is asynchronous (Prefect's events worker, which reconnects to an
+    API that went away and sends again what it had not confirmed); an event
+    that cannot be made at all is logged and skipped.
 
     Example:
         >>> from pika_tasks.pipeline import RowOutcome
@@ -149,9 +154,13 @@ def emit_row_event(
     )
     if described is None:
         return None
-    return emit_event(
-        described.event,
-        resource=described.resource,
-        related=described.related,
-        payload=described.payload,
-    )
+    try:
+        return emit_event(
+            described.event,
+            resource=described.resource,
+            related=described.related,
+            payload=described.payload,
+        )
+    except Exception as error:  # e.g. an event over the server's size limit
+        logger.warning("%s: its event %s was not sent: %s", outcome.id, described.event, error)
+        return None

@@ -32,6 +32,7 @@ from pika_tasks.concurrency import FalSlots
 from pika_tasks.credentials import FalCredentials
 from pika_tasks.events import emit_row_event
 from pika_tasks.flows._artifacts import ProgressBar, RowTable, publish_summary
+from pika_tasks.flows._faults import alone
 from pika_tasks.flows._runs import flow_run_is_over
 from pika_tasks.flows._steps import TaskSteps
 from pika_tasks.flows.cancellation import cancel_remote_requests
@@ -223,7 +224,7 @@ async def _run(
     tracker.start()
     run_id, run_label = flow_run.get_id(), flow_run.get_name()
     await steps.slots.check(logger)
-    bar = await ProgressBar.create(f"Rows of {manifest}")
+    bar = await ProgressBar.create(f"Rows of {manifest}", logger)
     table = RowTable()
     # Counts and prices the rows while the first rows already start.
     first_pass = FirstPass(stream.open, out, prices, budget, logger)
@@ -297,8 +298,9 @@ async def _run(
         try:
             await stream_rows(
                 items,
-                plan=planner.plan,
-                run=lambda plan: run_row(plan, ctx),
+                # A row's unforeseen error fails that row alone (see flows/_faults.py).
+                plan=lambda row: alone(planner.plan(row), row, logger),
+                run=lambda plan: alone(run_row(plan, ctx), plan.row, logger),
                 on_outcome=finished,
                 workers=2 * limits.max_concurrency,  # half at fal, half downloading at most
                 lookahead=limits.planning_lookahead,
@@ -309,7 +311,9 @@ async def _run(
             first_pass.cancel()
         result = await asyncio.to_thread(report.close)
 
-    await publish_summary(result, table, manifest, out.url)
+    await bar.close()
+    await steps.slots.aclose()
+    await publish_summary(result, table, manifest, out.url, logger)
     message = (
         f"{result.succeeded} succeeded, {result.failed} failed, {result.skipped} skipped "
         f"of {result.total} rows; report: {result.report_url}"

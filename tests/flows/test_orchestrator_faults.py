@@ -1,0 +1,226 @@
+"""The batch flow when the Prefect API fails: 503s and hangs on chosen routes, injected by a
+proxy in front of the tests' Prefect server, with the flow in a process of its own.
+
+The process is given short Prefect client retries (one retry, 3 s per request), so an
+outage of a few seconds outlasts them, as a three-minute outage outlasts the defaults.
+"""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import json
+import logging
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from api_proxy import ApiProxy
+from flow_support import batch_env
+from helpers import probe_video, write_manifest
+
+from pika_tasks.flows import image_to_video_batch
+from pika_tasks.flows._faults import alone, best_effort
+from pika_tasks.manifest import ManifestRow
+from pika_tasks.pipeline import BatchLimits, read_report
+from pika_tasks.records import OutputLocation
+
+pytestmark = [pytest.mark.usefixtures("prefect_harness"), pytest.mark.timeout(150)]
+
+CHILD = Path(__file__).parents[1] / "flow_child.py"
+LEASES = r"/v2/concurrency_limits/increment-with-lease$"
+ROWS = [f"r{n},images/{n}.png,zoom in {n}" for n in range(6)]
+UNREACHABLE = "could not be reached"
+
+
+def api_url() -> str:
+    from prefect.settings import PREFECT_API_URL
+
+    return str(PREFECT_API_URL.value())
+
+
+@pytest.fixture
+def proxy() -> Iterator[ApiProxy]:
+    with ApiProxy(api_url()) as served:
+        yield served
+
+
+def create_limit(limit: int, decay: float = 0.0) -> str:
+    name = f"fal-faults-{uuid.uuid4().hex[:8]}"
+    answer = httpx.post(
+        f"{api_url()}/v2/concurrency_limits/",
+        json={"name": name, "limit": limit, "slot_decay_per_second": decay},
+        timeout=30,
+    )
+    answer.raise_for_status()
+    return name
+
+
+def active_slots(name: str) -> int:
+    answer = httpx.get(f"{api_url()}/v2/concurrency_limits/{name}", timeout=30)
+    answer.raise_for_status()
+    return int(answer.json()["active_slots"])
+
+
+def run_through(
+    proxy: ApiProxy, manifest: Path, out: Path, emu: Any, **limits: Any
+) -> tuple[dict[str, Any], str]:
+    """Run the batch flow in a process whose Prefect API is the proxy; (summary, logs)."""
+    env = {
+        **batch_env(emu),
+        "PREFECT_API_URL": proxy.url,
+        "PREFECT_CLIENT_MAX_RETRIES": "1",
+        "PREFECT_API_REQUEST_TIMEOUT": "3",
+        "PREFECT_LOGGING_LEVEL": "INFO",
+    }
+    parameters = {"manifest": str(manifest), "output": str(out), "limits": limits}
+    done = subprocess.run(
+        [sys.executable, str(CHILD), "batch", json.dumps(parameters)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=130,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
+
+
+def check_all_made(out: Path, emu: Any, summary: dict[str, Any], logs: str) -> None:
+    """Six rows, six videos, six submissions, and a report that says so."""
+    assert summary["state"] == "COMPLETED", logs[-3000:]
+    assert summary["result"]["succeeded"] == 6, logs[-3000:]
+    assert emu.stats()["submissions"] == 6
+    report = read_report(summary["result"]["report_url"])
+    assert sorted(line.id or "" for line in report.rows) == [f"r{n}" for n in range(6)]
+    assert {line.status for line in report.rows} == {"succeeded"}
+    for n in range(6):
+        assert probe_video((out / f"r{n}.mp4").read_bytes())["codec"] == "h264"
+
+
+@pytest.mark.parametrize("fault", ["503", "hang"])
+def test_the_lease_endpoint_down_longer_than_the_client_retries(
+    fault: str, make_emulator: Callable[..., Any], proxy: ApiProxy, tmp_path: Path
+) -> None:
+    # The global limit allows 2; every slot request fails for 12 s from the first one
+    # (a hang is held past the client's 3 s timeout), longer than the client's retries.
+    emu = make_emulator(runners=4, job_seconds=0.5, fps=4)
+    name = create_limit(2)
+    outage = proxy.fail(LEASES, seconds=12, hang=10.0 if fault == "hang" else 0.0)
+    manifest = write_manifest(tmp_path, ROWS)
+    out = tmp_path / "out"
+    summary, logs = run_through(
+        proxy, manifest, out, emu, concurrency_limit=name, max_concurrency=3
+    )
+
+    check_all_made(out, emu, summary, logs)
+    assert outage.hits > 0
+    # One warning for the whole run; meanwhile the run's own bound held.
+    assert logs.count(UNREACHABLE) == 1, logs[-3000:]
+    assert emu.stats()["max_in_progress"] <= 3
+    # Every slot taken was given back: the limit is free for the next run.
+    assert active_slots(name) == 0
+
+
+def test_artifacts_events_logs_states_and_the_rate_limit_down(
+    make_emulator: Callable[..., Any], proxy: ApiProxy, tmp_path: Path
+) -> None:
+    # For the whole run, artifacts (create and update) and the submit rate limit answer
+    # 503; for 10 s from their first call, log shipping answers 503 and the events
+    # stream (task-run states, row events) is refused; and the flow run's first state
+    # report gets a 503 (which the Prefect client retries).
+    emu = make_emulator(runners=4, job_seconds=0.5, fps=4)
+    rate = create_limit(1, decay=5.0)
+    faults = [
+        proxy.fail(r"/artifacts/"),
+        proxy.fail(r"/v2/concurrency_limits/increment$"),
+        proxy.fail(r"/logs/$", seconds=10),
+        proxy.fail(r"/events/in$", seconds=10),
+        proxy.fail(r"/flow_runs/[0-9a-f-]+/set_state$", times=1),
+    ]
+    manifest = write_manifest(tmp_path, ROWS)
+    out = tmp_path / "out"
+    summary, logs = run_through(
+        proxy, manifest, out, emu, concurrency_limit=None, submit_rate_limit=rate
+    )
+
+    check_all_made(out, emu, summary, logs)
+    for fault in faults:
+        assert fault.hits > 0, fault
+    # Each kind of artifact is given up with its warning; the rate limit with one.
+    assert "could not take the run's progress bar" in logs
+    assert "could not take the run's summary" in logs
+    assert "could not take the table of rows" in logs
+    assert logs.count(UNREACHABLE) == 1, logs[-3000:]
+
+
+async def test_a_row_whose_record_cannot_be_read_fails_alone(
+    make_emulator: Callable[..., Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # r1's record is a folder: reading it is an OSError, not one of the row's known
+    # failures. The row fails with it; the other rows are made and the report written.
+    from flow_support import point_at
+
+    emu = make_emulator(runners=4, job_seconds=0.2, fps=4)
+    point_at(emu, monkeypatch)
+    manifest = write_manifest(tmp_path, ROWS[:3])
+    out = tmp_path / "out"
+    (out / "r1.json").mkdir(parents=True)
+    state = await image_to_video_batch(
+        str(manifest),
+        str(out),
+        limits=BatchLimits(concurrency_limit=None),
+        fail_on_partial=False,
+        return_state=True,
+    )
+    result = await state.result()
+    assert (result.succeeded, result.failed) == (2, 1)
+    lines = {line.id: line for line in read_report(result.report_url).rows}
+    assert lines["r1"].status == "failed"
+    assert "IsADirectoryError" in (lines["r1"].error or "")
+    assert emu.stats()["submissions"] == 2
+    location = OutputLocation(str(out))
+    assert {location.load(f"r{n}").state for n in (0, 2)} == {"succeeded"}  # type: ignore[union-attr]
+
+
+async def test_best_effort_and_alone_say_what_failed(caplog: pytest.LogCaptureFixture) -> None:
+    logger = logging.getLogger("pika-faults-test")
+
+    async def refused() -> int:
+        raise httpx.ConnectError("connection refused")
+
+    async def answered() -> int:
+        return 7
+
+    with caplog.at_level(logging.DEBUG, logger="pika-faults-test"):
+        assert await best_effort(refused(), "the summary", logger) is None
+        assert await best_effort(answered(), "the summary", logger) == 7
+        row = ManifestRow(row_number=4, id="r4", image="/i/4.png", prompt="zoom")
+        outcome = await alone(refused(), row, logger)
+    assert [r.levelname for r in caplog.records] == ["WARNING", "ERROR"]
+    assert "could not take the summary (connection refused)" in caplog.records[0].message
+    assert outcome.model_dump(include={"id", "row_number", "status", "error"}) == {
+        "id": "r4",
+        "row_number": 4,
+        "status": "failed",
+        "error": "r4: ConnectError: connection refused",
+    }
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "pika_tasks.concurrency",
+        "pika_tasks.events",
+        "pika_tasks.flows._faults",
+        "pika_tasks.flows.scale_out",
+    ],
+)
+def test_docstring_examples(name: str) -> None:
+    result = doctest.testmod(importlib.import_module(name))
+    assert result.attempted > 0
+    assert result.failed == 0
