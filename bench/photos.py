@@ -22,7 +22,7 @@ Example:
     True
     >>> manifest = write_photo_manifest(folder / "m.csv", 3, pool)
     >>> manifest.read_text().splitlines()[1:3]
-    ['p00000,images/photo-000.jpg,slow zoom in', 'p00001,images/photo-001.png,slow zoom in']
+    ['p00000,images/photo-000.jpg,slow zoom in,0', 'p00001,images/photo-001.png,slow zoom in,1']
 """
 
 from __future__ import annotations
@@ -106,9 +106,15 @@ def make_photos(folder: Path, count: int) -> list[Path]:
 
 
 def manifest_text(rows: int, images: Sequence[str], prompt: str = PROMPT) -> str:
-    """A CSV manifest of ``rows`` rows (ids ``pNNNNN``) cycling through ``images``."""
-    lines = ["id,image,prompt"]
-    lines += [f"p{n:05d},{images[n % len(images)]},{prompt}" for n in range(rows)]
+    """A CSV manifest of ``rows`` rows (ids ``pNNNNN``) cycling through ``images``.
+
+    Each row names its photo's index as its seed.  Without a seed the emulator
+    derives one from the ``image_url``, which differs for every row whose
+    image is sent as a signed URL (S3): every job would then render a video
+    of its own, and the emulator's CPU, not the flow's, would set the pace.
+    """
+    lines = ["id,image,prompt,seed"]
+    lines += [f"p{n:05d},{images[n % len(images)]},{prompt},{n % len(images)}" for n in range(rows)]
     return "\n".join(lines) + "\n"
 
 
