@@ -254,9 +254,12 @@ async def _run(
             logger=logger,
         ),
         resubmit_unknown=planner.resubmit_unknown,
+        # Without a cap nothing waits for the first pass: it starts once a row is at fal.
+        on_submitted=first_pass.start,
     )
 
     async def counted() -> None:
+        await first_pass.started.wait()
         try:
             scan = await first_pass.counted()
         except ManifestError:
@@ -277,6 +280,7 @@ async def _run(
     with ReportWriter(out.url, name, out.storage_options) as report:
 
         async def finished(outcome: RowOutcome) -> None:
+            first_pass.start()  # a row is done: counting no longer delays the first one
             if outcome.id is not None:
                 steps.release(outcome.id)
             if outcome.status == "failed" and outcome.action is None:
@@ -293,7 +297,9 @@ async def _run(
             tracker.finished(outcome)
             await bar.advance()
 
-        first_pass.start()
+        await first_pass.list_output()
+        if budget.limit_usd is not None:
+            first_pass.start()
         counting = asyncio.create_task(counted())
         try:
             await stream_rows(
@@ -305,6 +311,7 @@ async def _run(
                 workers=2 * limits.max_concurrency,  # half at fal, half downloading at most
                 lookahead=limits.planning_lookahead,
             )
+            first_pass.start()
             await counting
         finally:
             counting.cancel()

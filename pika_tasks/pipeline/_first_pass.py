@@ -1,11 +1,14 @@
 """The cheap first pass over a manifest, run beside the rows it counts.
 
 Rows stream, so a run does not know its size when its first row starts.
-:class:`FirstPass` reads the manifest once more in a thread (no image reads),
-with one listing of the output, to count the rows and price the ones certain
-to be submitted (:func:`~pika_tasks.pipeline.scan_manifest`).  Paid submits
-wait for it when the run has a budget cap (:meth:`FirstPass.paid_submit_allowed`),
-so a run over its cap pays nothing, and the count feeds the progress display.
+:class:`FirstPass` lists the output once (:meth:`FirstPass.list_output`: which
+rows have records, which temporaries interrupted runs left) and reads the
+manifest once more in a thread, with no image reads, to count the rows and
+price the ones certain to be submitted (:func:`~pika_tasks.pipeline.scan_manifest`).
+Paid submits wait for it when the run has a budget cap
+(:meth:`FirstPass.paid_submit_allowed`), so a run over its cap pays nothing;
+without a cap it can start once the first row is at fal, so that parsing a
+large manifest never delays the first submit.  The count feeds the progress display.
 
 Example:
     >>> import asyncio
@@ -17,6 +20,7 @@ Example:
     >>> async def refused() -> str | None:
     ...     first = FirstPass(lambda: iter(rows), OutputLocation("memory://first-pass-doc"),
     ...                       PriceTable(), Budget(limit_usd=0.3))
+    ...     await first.list_output()
     ...     first.start()
     ...     await first.counted()
     ...     return first.refusal
@@ -66,20 +70,27 @@ class FirstPass:
         self._prices = prices
         self._budget = budget
         self._logger = logger or logging.getLogger("pika_tasks.pipeline")
-        self._task: asyncio.Task[tuple[ManifestScan, dict[str, list[str]]]] | None = None
+        self._task: asyncio.Task[ManifestScan] | None = None
+        self._recorded: set[str] = set()
         self.refusal: str | None = None
         self.stale_partials: dict[str, list[str]] = {}
-        self._merged = False
+        self.started = asyncio.Event()
 
-    def _survey(self) -> tuple[ManifestScan, dict[str, list[str]]]:
-        # Blocking: two listings of the output and one read of the manifest, in a thread.
-        partials = stale_partials(self._out.url, self._out.storage_options)
-        recorded = self._out.recorded_ids()
-        return scan_manifest(self._items(), recorded_ids=recorded, prices=self._prices), partials
+    async def list_output(self) -> None:
+        """List the output: its records and the temporaries interrupted runs left there."""
+        partials = await asyncio.to_thread(stale_partials, self._out.url, self._out.storage_options)
+        self._recorded = await asyncio.to_thread(self._out.recorded_ids)
+        self.stale_partials.update(partials)
 
     def start(self) -> None:
-        """Start reading, beside whatever the run does meanwhile."""
-        self._task = asyncio.create_task(asyncio.to_thread(self._survey))
+        """Start reading the manifest, beside whatever the run does meanwhile (idempotent)."""
+        self.started.set()
+        if self._task is None:
+            self._task = asyncio.create_task(
+                asyncio.to_thread(
+                    scan_manifest, self._items(), recorded_ids=self._recorded, prices=self._prices
+                )
+            )
 
     def cancel(self) -> None:
         """Stop reading (the run ended first)."""
@@ -88,11 +99,9 @@ class FirstPass:
 
     async def counted(self) -> ManifestScan:
         """The pass's figures, once read; the refusal decided with them."""
-        assert self._task is not None, "start() first"
-        scan, partials = await asyncio.shield(self._task)
-        if not self._merged:
-            self._merged = True  # once: rows pop the temporaries they clean up
-            self.stale_partials.update(partials)
+        self.start()
+        assert self._task is not None
+        scan = await asyncio.shield(self._task)
         if self.refusal is None and not self._budget.allows(scan.new_usd):
             self.refusal = (
                 f"not started: the {scan.new} rows to submit cost {usd(scan.new_usd)} at list "

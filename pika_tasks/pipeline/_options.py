@@ -7,7 +7,7 @@ Example:
     >>> from pika_tasks.pipeline import BatchLimits, Location
     >>> Location.of("s3://bucket/out").storage_options
     {}
-    >>> BatchLimits(max_concurrency=8).planning_lookahead
+    >>> BatchLimits(max_concurrency=50).planning_lookahead
     8
 """
 
@@ -18,6 +18,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["DEFAULT_LIMIT_NAME", "BatchLimits", "Location"]
+
+DEFAULT_LOOKAHEAD = 8
+"""Rows planned ahead of those at fal when ``lookahead`` is not given (and fewer rows are
+in flight at most)."""
 
 DEFAULT_LIMIT_NAME = "fal-pika"
 """The Prefect global concurrency limit that bounds requests at fal, by default."""
@@ -72,8 +76,10 @@ class BatchLimits(BaseModel):
             alone bounds them.
         submit_rate_limit: a global limit with slot decay that paces submits, or None.
         wait_timeout: seconds to wait for one job before cancelling it.
-        lookahead: rows read and checked ahead of those at fal (default:
-            ``max_concurrency``), so the next submit never waits for an image read.
+        lookahead: rows read and checked ahead of those at fal, so the next
+            submit never waits for an image read (default: ``max_concurrency``,
+            at most 8: checking an image decodes it, which is CPU work that
+            more planners in parallel only slow down).
         claim_lease_seconds: how long a row's claim lasts unless its run renews
             it (every third of it): after a run dies, another takes its rows
             over once this has passed (at once when the dead run's process was
@@ -101,4 +107,4 @@ class BatchLimits(BaseModel):
     @property
     def planning_lookahead(self) -> int:
         """Rows planned ahead of the ones at fal."""
-        return self.lookahead or self.max_concurrency
+        return self.lookahead or min(self.max_concurrency, DEFAULT_LOOKAHEAD)

@@ -113,6 +113,7 @@ class RowContext:
         claims: the run's claims on rows (None: rows are not claimed, for a
             caller that is sure no other run writes to the same output).
         resubmit_unknown: decide a row with an unrecorded earlier submit as to submit.
+        on_submitted: called after each submit is answered and recorded.
     """
 
     out: OutputLocation
@@ -126,6 +127,7 @@ class RowContext:
     budget_ready: Callable[[], Awaitable[None]] | None = None
     claims: RowClaims | None = None
     resubmit_unknown: bool = False
+    on_submitted: Callable[[], object] | None = None
 
 
 async def _save(ctx: RowContext, record: RowRecord) -> None:
@@ -159,6 +161,8 @@ async def _submit(plan: RowPlan, ctx: RowContext) -> RowRecord:
         raise
     record = intent.model_copy(update={"state": "submitted", "request": handle})
     await _save(ctx, record)
+    if ctx.on_submitted is not None:
+        ctx.on_submitted()
     return record
 
 
