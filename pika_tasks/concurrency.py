@@ -152,11 +152,13 @@ class _Reach:
 
 @dataclass
 class _Lease:
-    """A slot of the global limit held by one row."""
+    """A slot of the global limit held by one row (times by this process's clock)."""
 
     id: UUID
-    expires: float  # by this process's clock
-    lost: bool = False
+    taken: float
+    expires: float
+    lost: bool = False  # the server forgot it while it was live
+    done: bool = False  # given back
 
 
 class FalSlots:
@@ -301,42 +303,36 @@ class FalSlots:
             self._use_global = False
             self._say_bound(False)
             return None
-        return _Lease(UUID(str(body["lease_id"])), time.monotonic() + self.lease_seconds)
+        now = time.monotonic()
+        return _Lease(UUID(str(body["lease_id"])), now, now + self.lease_seconds)
 
     async def _renew(self, lease: _Lease) -> bool:
-        """Renew the lease; False when the server no longer has it (lost or expired)."""
+        """Renew the lease; False when the server no longer has it (lost, or expired)."""
         try:
             async with get_client() as client:
                 await client.renew_concurrency_lease(lease.id, self.lease_seconds)
         except httpx.HTTPStatusError as error:
             if error.response.status_code not in (404, 410):
                 raise
-            if not lease.lost and time.monotonic() < lease.expires - 1.0:
-                # Live by our clock, gone at the server: a restart forgot it while its
-                # slot is still counted. Given back by name, or the limit stays full.
-                lease.lost = True
-                await self._return_lost()
+            # Live by our clock, gone at the server: a restart forgot it while its slot
+            # is still counted. Unless given back by name, the limit stays that much full.
+            lease.lost = lease.lost or time.monotonic() < lease.expires - 1.0
             return False
         lease.expires = time.monotonic() + self.lease_seconds
         return True
 
-    async def _return_lost(self) -> None:
-        assert self.limit_name is not None
-        try:
-            async with get_client() as client:
-                await client.release_concurrency_slots([self.limit_name], 1, 0.0)
-        except Exception as error:
-            self._logger.warning(
-                "a slot of %r outlived its lease at the Prefect server (restarted?) and could "
-                "not be given back: %s",
-                self.limit_name,
-                _describe(error),
-            )
-        else:
-            self._logger.info(
-                "a slot of %r outlived its lease at the Prefect server (restarted?): given back",
-                self.limit_name,
-            )
+    async def _return_by_name(self, lease: _Lease) -> None:
+        """Give back the slot of a lease the server lost (raises when the API fails)."""
+        if lease.done or self.limit_name is None:
+            return
+        held = max(0.001, time.monotonic() - lease.taken)
+        async with get_client() as client:
+            await client.release_concurrency_slots([self.limit_name], 1, held)
+        lease.done = True
+        self._logger.info(
+            "a slot of %r outlived its lease at the Prefect server (restarted?): given back",
+            self.limit_name,
+        )
 
     async def _keep(self, lease: _Lease) -> None:
         """Renew the lease while the row holds it; failures are retried until it expires."""
@@ -345,14 +341,16 @@ class FalSlots:
             await asyncio.sleep(pause)
             try:
                 if not await self._renew(lease):
+                    if lease.lost:
+                        await self._return_by_name(lease)
                     return
                 pause = 0.75 * self.lease_seconds
             except Exception as error:
                 self._logger.debug("could not renew a slot's lease: %s", _describe(error))
                 left = lease.expires - time.monotonic()
-                if left <= 0:
+                if left <= 0 and not lease.lost:
                     return  # the server takes the slot back on its own
-                pause = min(10.0, left / 2)
+                pause = min(10.0, max(left / 2, 1.0))
 
     async def _give_back(self, lease: _Lease) -> None:
         """Give the slot back; wait for it a moment only (the row has work to do)."""
@@ -362,22 +360,34 @@ class FalSlots:
         await asyncio.wait({task}, timeout=RELEASE_WAIT_SECONDS)
 
     async def _release(self, lease: _Lease) -> None:
-        """Give the slot back, trying again until the lease would have expired anyway."""
+        """Give the slot back, trying again for as long as a lease lasts."""
+        deadline = time.monotonic() + self.lease_seconds
         pause = 1.0
-        while not lease.lost:
+        while not lease.done:
             try:
                 # A renewal first: it tells a live lease from one a restarted server lost.
                 # (Should an earlier give-back have landed unanswered, the slot is given
                 # back twice: the limit then admits one more for a while, which fal
                 # queues; a slot never given back would shrink the limit for good.)
-                if await self._renew(lease):
-                    async with get_client() as client:
-                        await client.release_concurrency_slots_with_lease(lease.id)
-                return
+                if lease.lost or not await self._renew(lease):
+                    if lease.lost:
+                        await self._return_by_name(lease)
+                    return  # else it expired: the server has taken it back
+                async with get_client() as client:
+                    await client.release_concurrency_slots_with_lease(lease.id)
+                lease.done = True
             except Exception as error:
-                left = lease.expires - time.monotonic()
-                if left <= 0:  # the server takes it back on its own
-                    self._logger.debug("could not give a slot back: %s", _describe(error))
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    self._logger.warning(
+                        "a slot of %r could not be given back (%s); %s",
+                        self.limit_name,
+                        _describe(error),
+                        "the limit counts it until its active slots are set again "
+                        "(prefect gcl update NAME --active-slots N)"
+                        if lease.lost
+                        else "the Prefect server takes it back when its lease expires",
+                    )
                     return
                 await asyncio.sleep(min(pause, left))
                 pause = min(2 * pause, 30.0)

@@ -24,6 +24,7 @@ import re
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from types import TracebackType
@@ -41,6 +42,25 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 HOP_HEADERS = {b"host", b"connection", b"keep-alive", b"transfer-encoding", b"upgrade"}
+
+
+def create_limit(api: str, limit: int, decay: float = 0.0) -> str:
+    """Create a global concurrency limit with a fresh name on the API at ``api``; its name."""
+    name = f"fal-faults-{uuid.uuid4().hex[:8]}"
+    answer = httpx.post(
+        f"{api}/v2/concurrency_limits/",
+        json={"name": name, "limit": limit, "slot_decay_per_second": decay},
+        timeout=30,
+    )
+    answer.raise_for_status()
+    return name
+
+
+def active_slots(api: str, name: str) -> int:
+    """The slots of limit ``name`` taken now, as the API at ``api`` counts them."""
+    answer = httpx.get(f"{api}/v2/concurrency_limits/{name}", timeout=30)
+    answer.raise_for_status()
+    return int(answer.json()["active_slots"])
 
 
 @dataclass

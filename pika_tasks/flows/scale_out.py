@@ -6,6 +6,15 @@ run of the batch deployment (``arun_deployment``), so every worker polling the
 pool takes a share.  All shards write to the same output and hold slots of the
 same global concurrency limit, so fal's account limit holds across machines.
 
+The parent survives the Prefect API's trouble: a shard run whose creation
+fails is created again (its idempotency key makes that safe), a shard's state
+that cannot be read is read again (and a shard whose report is at the output
+is done, whatever the API says), and a shard run that ended without a report
+(a crash, a killed process) is reported from what its rows recorded at the
+output: videos made, requests submitted and not yet fetched, submits of
+unknown outcome, failures.  Only rows with no record of this shard's work are
+reported as not run.
+
 Example:
     After ``prefect deploy --all`` (see ``prefect.yaml``)::
 
@@ -17,10 +26,17 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 from prefect import flow, get_run_logger
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.objects import FlowRun, State
 from prefect.deployments.flow_runs import arun_deployment
 from prefect.runtime import flow_run
@@ -37,12 +53,211 @@ from pika_tasks.pipeline import (
     report_name,
     started,
 )
+from pika_tasks.pricing import PriceTable
+from pika_tasks.records import OutputLocation, RowRecord
+from pika_tasks.settings import PikaSettings
 from pika_tasks.shards import renumber, reports_of_runs, write_shards
 from pika_tasks.storage import join
 
-__all__ = ["DEFAULT_BATCH_DEPLOYMENT", "image_to_video_scale_out"]
+__all__ = ["DEFAULT_BATCH_DEPLOYMENT", "image_to_video_scale_out", "recorded_outcome"]
 
 DEFAULT_BATCH_DEPLOYMENT = "image-to-video-batch/batch"
+POLL_SECONDS = 3.0
+"""Seconds between two looks at the shard runs' states."""
+LAUNCH_PATIENCE = 300.0
+"""How long the creation of a shard run is tried again when the Prefect API fails it."""
+
+Logger = logging.Logger | logging.LoggerAdapter[logging.Logger]
+
+
+@dataclass
+class _Shard:
+    """One shard: its manifest, its rows, its deployment run (once created)."""
+
+    name: str
+    url: str
+    ids: list[str]
+    run: FlowRun | None = None
+    launched_at: datetime | None = None
+    launch_error: str | None = None
+
+    def state(self) -> str:
+        if self.run is None:
+            return "never created"
+        return (self.run.state.name or "unknown") if self.run.state else "unknown"
+
+    def finished(self) -> bool:
+        return self.run is None or bool(self.run.state and self.run.state.is_final())
+
+
+def _paid_here(record: RowRecord, since: datetime | None) -> bool:
+    """Whether the record's submit was sent by the run launched at ``since``."""
+    if since is None or record.submitted_at is None:
+        return False
+    try:
+        return datetime.fromisoformat(record.submitted_at) >= since
+    except ValueError:
+        return False
+
+
+def recorded_outcome(
+    row_id: str,
+    row_number: int,
+    record: RowRecord | None,
+    *,
+    run_id: str | None,
+    run_label: str,
+    launched_at: datetime | None,
+    video_exists: bool,
+    prices: PriceTable,
+) -> RowOutcome:
+    """A row's report line from its record, for a run that ended without writing its report.
+
+    Args:
+        row_id: the row's id.
+        row_number: its row in the manifest.
+        record: its record at the output location, if any.
+        run_id: the flow run that was to make it.
+        run_label: how the report names that run (its name and how it ended).
+        launched_at: when that run was created (a submit sent since was paid by it).
+        video_exists: whether the record's video is at its place.
+        prices: list prices, for what the run paid.
+
+    Example:
+        >>> from pika_tasks.records import RowRecord
+        >>> recorded_outcome("a", 1, None, run_id="r", run_label="shard 0 (Crashed)",
+        ...                  launched_at=None, video_exists=False, prices=PriceTable()).error
+        'not run: shard 0 (Crashed) ended before it made this row (nothing was paid for it)'
+    """
+    outcome = RowOutcome(id=row_id, row_number=row_number, status="failed")
+    if record is None or run_id is None or record.flow_run_id != run_id:
+        if record is not None and record.state == "succeeded" and video_exists:
+            return outcome.model_copy(update={"status": "skipped", "output": record.output})
+        return outcome.model_copy(
+            update={
+                "error": f"not run: {run_label} ended before it made this row "
+                "(nothing was paid for it)"
+            }
+        )
+    paid = _paid_here(record, launched_at)
+    row = record.row
+    cost = prices.cost(row.get("resolution", "720p"), row.get("duration", 5)) if paid else 0.0
+    request_id = record.request.request_id if record.request else None
+    outcome = outcome.model_copy(
+        update={
+            "action": "submit" if paid else "reattach",
+            "request_id": request_id,
+            "cost_usd": cost,
+        }
+    )
+    if record.state == "succeeded" and video_exists:
+        return outcome.model_copy(update={"status": "succeeded", "output": record.output})
+    if record.state == "submitted":
+        error = (
+            f"submitted to fal (request {request_id}), but {run_label} ended before the video "
+            "was fetched; run again to fetch it (the request is re-attached, not paid again)"
+        )
+    elif record.state == "submitting":
+        error = (
+            f"{run_label} ended while this row's submit was in flight: it may have reached "
+            "fal without its answer being recorded; check your fal request history, then run "
+            "again with resubmit_unknown=True (--resubmit-unknown) to submit it again"
+        )
+    elif record.state == "cancelled":
+        return outcome.model_copy(update={"status": "cancelled", "error": record.error})
+    elif record.state == "succeeded":
+        error = f"its video is missing at {record.output}; run again to make it"
+    else:
+        error = record.error or f"failed in {run_label}"
+    return outcome.model_copy(update={"error": error})
+
+
+async def _launch(
+    shard: _Shard, deployment: str, parameters: dict[str, Any], key: str, logger: Logger
+) -> None:
+    """Create the shard's run; API errors are retried (the idempotency key makes it safe)."""
+    deadline = time.monotonic() + LAUNCH_PATIENCE
+    pause = 2.0
+    while True:
+        shard.launched_at = datetime.now(UTC)
+        try:
+            shard.run = await arun_deployment(
+                deployment,
+                parameters=parameters,
+                flow_run_name=shard.name,
+                idempotency_key=key,
+                as_subflow=True,
+                timeout=0,
+            )
+            return
+        except Exception as error:
+            shard.launch_error = str(error) or type(error).__name__
+            if time.monotonic() + pause > deadline:
+                logger.error("shard run %s could not be created: %s", shard.name, error)
+                return
+            logger.warning(
+                "shard run %s could not be created (%s); trying again", shard.name, error
+            )
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 30.0)
+
+
+async def _wait_for(shards: list[_Shard], output: Location, logger: Logger) -> None:
+    """Until every shard run ended (or wrote its report): the API's trouble is waited out."""
+    warned = False
+    while pending := [s for s in shards if not s.finished()]:
+        ids: list[UUID] = [s.run.id for s in pending if s.run is not None]
+        try:
+            async with get_client() as client:
+                found = await client.read_flow_runs(
+                    flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids))
+                )
+        except Exception as error:
+            if not warned:
+                logger.warning(
+                    "the shard runs' states cannot be read now (%s): reading them again, "
+                    "and taking a shard's report at the output as its end",
+                    error,
+                )
+                warned = True
+            reports = await asyncio.to_thread(
+                reports_of_runs, output.url, [s.name for s in pending], output.storage_options
+            )
+            for shard in pending:
+                if shard.name in reports and shard.run is not None:
+                    shard.run = shard.run.model_copy(update={"state": Completed()})
+        else:
+            by_id = {run.id: run for run in found}
+            for shard in pending:
+                if shard.run is not None and shard.run.id in by_id:
+                    shard.run = by_id[shard.run.id]
+        if any(not s.finished() for s in shards):
+            await asyncio.sleep(POLL_SECONDS)
+
+
+def _recorded_rows(
+    shard: _Shard, out: OutputLocation, row_numbers: dict[str, int], prices: PriceTable
+) -> list[RowOutcome]:
+    """The shard's rows from their records (blocking: run in a thread)."""
+    label = f"shard run {shard.name} ({shard.state()})"
+    if shard.run is None:
+        label = f"shard run {shard.name}, which could not be created ({shard.launch_error}),"
+    outcomes = []
+    for row_id in shard.ids:
+        record = out.load(row_id)
+        outcomes.append(
+            recorded_outcome(
+                row_id,
+                row_numbers[row_id],
+                record,
+                run_id=str(shard.run.id) if shard.run is not None else None,
+                run_label=label,
+                launched_at=shard.launched_at,
+                video_exists=out.video_exists(record),
+                prices=prices,
+            )
+        )
+    return outcomes
 
 
 @flow(name="image-to-video-scale-out")
@@ -79,6 +294,7 @@ async def image_to_video_scale_out(
     logger = get_run_logger()
     source, target = Location.of(manifest), Location.of(output)
     run_name = flow_run.get_name() or "local"
+    run_key = flow_run.get_id() or run_name
     folder = join(target.url, "_shards", run_name)
     row_numbers: dict[str, int] = {}
     invalid: list[RowError] = []
@@ -95,12 +311,16 @@ async def image_to_video_scale_out(
     items = await started(
         iter_manifest(source.url, defaults=defaults, storage_options=source.storage_options)
     )
-    shards = await asyncio.to_thread(
+    urls = await asyncio.to_thread(
         write_shards, valid_rows(items), folder, shard_size, target.storage_options
     )
-    logger.info("%d valid rows in %d shards under %s", len(row_numbers), len(shards), folder)
+    logger.info("%d valid rows in %d shards under %s", len(row_numbers), len(urls), folder)
+    ids, size = list(row_numbers), max(1, shard_size)
+    shards = [
+        _Shard(f"{run_name}-shard-{number:04d}", url, ids[number * size : (number + 1) * size])
+        for number, url in enumerate(urls)
+    ]
 
-    names = [f"{run_name}-shard-{number:04d}" for number in range(len(shards))]
     parameters = {
         "output": target.model_dump(),
         "image_storage_options": image_storage_options
@@ -110,36 +330,51 @@ async def image_to_video_scale_out(
         "fail_on_partial": False,
         **(shard_parameters or {}),
     }
-    runs: list[FlowRun] = await asyncio.gather(
+    await asyncio.gather(
         *(
-            arun_deployment(
+            _launch(
+                shard,
                 deployment,
-                parameters={
+                {
                     **parameters,
-                    "manifest": {"url": url, "storage_options": target.storage_options},
+                    "manifest": {"url": shard.url, "storage_options": target.storage_options},
                 },
-                flow_run_name=name,
-                as_subflow=True,
+                f"{run_key}-{shard.name}",
+                logger,
             )
-            for url, name in zip(shards, names, strict=True)
+            for shard in shards
         )
     )
-    reports = await asyncio.to_thread(reports_of_runs, target.url, names, target.storage_options)
+    await _wait_for(shards, target, logger)
+    reports = await asyncio.to_thread(
+        reports_of_runs, target.url, [s.name for s in shards], target.storage_options
+    )
+    out = OutputLocation(target.url, target.storage_options)
+    prices = PriceTable.from_settings(PikaSettings())
     merged = report_name(f"{run_name}-merged")
     with ReportWriter(target.url, merged, target.storage_options) as report:
         for error in invalid:
             report.add(invalid_row_outcome(error))
         reported: set[str] = set()
-        for run, name in zip(runs, names, strict=True):
-            state = run.state.name if run.state else "unknown"
-            if name not in reports:
-                logger.error("shard run %s ended %s without a report", name, state)
-                continue
-            shard = await asyncio.to_thread(read_report, reports[name], target.storage_options)
-            for outcome in renumber(shard.rows, row_numbers):
+        for shard in shards:
+            if shard.name in reports:
+                found = await asyncio.to_thread(
+                    read_report, reports[shard.name], target.storage_options
+                )
+                outcomes = renumber(found.rows, row_numbers)
+            else:
+                # No report: what its rows recorded says what the shard did.
+                logger.error(
+                    "shard run %s ended %s without a report: its rows are reported from "
+                    "their records at the output",
+                    shard.name,
+                    shard.state(),
+                )
+                outcomes = await asyncio.to_thread(_recorded_rows, shard, out, row_numbers, prices)
+            for outcome in outcomes:
                 report.add(outcome)
                 reported.add(outcome.id or "")
-        # Rows of shards that never reported are not lost: they are failures to run again.
+        # A row missing from its shard's report is not lost: it is a failure to run again.
         for row_id, row_number in row_numbers.items():
             if row_id not in reported:
                 report.add(
@@ -147,7 +382,7 @@ async def image_to_video_scale_out(
                         id=row_id,
                         row_number=row_number,
                         status="failed",
-                        error="its shard run did not finish",
+                        error="not run: missing from its shard run's report",
                     )
                 )
         result = await asyncio.to_thread(report.close)

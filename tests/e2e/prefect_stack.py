@@ -43,6 +43,8 @@ class PrefectStack:
         self.port = port
         self.processes: list[subprocess.Popen[bytes]] = []
         self.logs: list[Path] = []
+        self.server: subprocess.Popen[bytes] | None = None
+        self.server_starts = 0
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {
@@ -77,12 +79,26 @@ class PrefectStack:
         return process
 
     def start_server(self) -> None:
-        self.start(
-            "server",
+        """Start the server (again, after :meth:`stop_server`: same port, same database)."""
+        self.server_starts += 1
+        self.server = self.start(
+            "server" if self.server_starts == 1 else f"server-{self.server_starts}",
             [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
             self.env(),
         )
         wait_until(self._healthy, "the Prefect server to answer", limit=90)
+
+    def stop_server(self) -> None:
+        """Stop the server alone (SIGTERM; SIGKILL if it lingers); its database stays."""
+        server = self.server
+        assert server is not None and server.poll() is None, "the server is not running"
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=10)
+        self.server = None
 
     def _healthy(self) -> bool:
         try:

@@ -13,11 +13,11 @@ import json
 import logging
 import subprocess
 import sys
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import api_proxy
 import httpx
 import pytest
 from api_proxy import ApiProxy
@@ -51,20 +51,11 @@ def proxy() -> Iterator[ApiProxy]:
 
 
 def create_limit(limit: int, decay: float = 0.0) -> str:
-    name = f"fal-faults-{uuid.uuid4().hex[:8]}"
-    answer = httpx.post(
-        f"{api_url()}/v2/concurrency_limits/",
-        json={"name": name, "limit": limit, "slot_decay_per_second": decay},
-        timeout=30,
-    )
-    answer.raise_for_status()
-    return name
+    return api_proxy.create_limit(api_url(), limit, decay)
 
 
 def active_slots(name: str) -> int:
-    answer = httpx.get(f"{api_url()}/v2/concurrency_limits/{name}", timeout=30)
-    answer.raise_for_status()
-    return int(answer.json()["active_slots"])
+    return api_proxy.active_slots(api_url(), name)
 
 
 def run_through(
