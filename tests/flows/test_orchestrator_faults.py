@@ -215,3 +215,103 @@ def test_docstring_examples(name: str) -> None:
     result = doctest.testmod(importlib.import_module(name))
     assert result.attempted > 0
     assert result.failed == 0
+
+
+async def test_slots_go_on_without_an_unreachable_limit_then_use_it_again(
+    proxy: ApiProxy, caplog: pytest.LogCaptureFixture
+) -> None:
+    from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES, temporary_settings
+
+    from pika_tasks.concurrency import FalSlots
+
+    name = create_limit(1)
+    logger = logging.getLogger("pika-slots-test")
+    outage = proxy.fail(LEASES, times=2)
+    # No client retries, and a row tries the limit again as soon as the one before it
+    # went on without it.
+    with (
+        temporary_settings({PREFECT_API_URL: proxy.url, PREFECT_CLIENT_MAX_RETRIES: 0}),
+        caplog.at_level(logging.INFO, logger="pika-slots-test"),
+    ):
+        slots = FalSlots(name, local_limit=2, retry_seconds=0.0)
+        await slots.check(logger)
+        for _ in range(2):
+            async with slots.slot():  # the limit fails: the row goes on under the local bound
+                assert active_slots(name) == 0
+        async with slots.slot():  # the limit answers again: the row holds its slot
+            assert active_slots(name) == 1
+        await slots.aclose()
+    assert outage.hits == 2
+    assert active_slots(name) == 0
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum(UNREACHABLE in m for m in messages) == 1
+    assert any("is still out of reach: 503" in m for m in messages)
+    assert any("answers again" in m for m in messages)
+
+
+@pytest.mark.parametrize(
+    ("state", "mine", "video", "expected"),
+    [
+        (None, False, False, ("failed", "not run: shard 7 (Crashed) ended before")),
+        ("succeeded", False, True, ("skipped", None)),  # made by an earlier run
+        ("failed", False, False, ("failed", "not run: shard 7 (Crashed) ended before")),
+        ("succeeded", True, True, ("succeeded", None)),
+        ("succeeded", True, False, ("failed", "its video is missing")),
+        ("submitted", True, False, ("failed", "submitted to fal (request req-1)")),
+        ("submitting", True, False, ("failed", "shard 7 (Crashed) ended while this row's")),
+        ("failed", True, False, ("failed", "fal said no")),
+        ("cancelled", True, False, ("cancelled", "flow run cancelled")),
+    ],
+)
+def test_a_shard_without_a_report_is_read_from_its_records(
+    state: str | None, mine: bool, video: bool, expected: tuple[str, str | None]
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from pika_tasks.flows.scale_out import recorded_outcome
+    from pika_tasks.models import RequestHandle
+    from pika_tasks.pricing import PriceTable
+    from pika_tasks.records import RowRecord
+
+    launched = datetime.now(UTC) - timedelta(minutes=5)
+    record = None
+    if state is not None:
+        error = {"failed": "fal said no", "cancelled": "flow run cancelled"}.get(state)
+        url = "https://queue.example/fal-ai/pika/requests/req-1"
+        record = RowRecord(
+            id="a",
+            state=state,  # type: ignore[arg-type]
+            fingerprint="f",
+            row={"resolution": "1080p", "duration": 5},
+            flow_run_id="shard-run" if mine else "earlier-run",
+            submitted_at=datetime.now(UTC).isoformat(),
+            request=RequestHandle(
+                request_id="req-1",
+                status_url=f"{url}/status",
+                response_url=url,
+                cancel_url=f"{url}/cancel",
+                endpoint_id="fal-ai/pika/v2.2/image-to-video",
+            )
+            if state != "submitting"
+            else None,
+            output="/out/a.mp4" if state == "succeeded" else None,
+            error=error,
+        )
+    outcome = recorded_outcome(
+        "a",
+        3,
+        record,
+        run_id="shard-run",
+        run_label="shard 7 (Crashed)",
+        launched_at=launched,
+        video_exists=video,
+        prices=PriceTable(),
+    )
+    status, words = expected
+    assert (outcome.id, outcome.row_number, outcome.status) == ("a", 3, status)
+    if words is None:
+        assert outcome.error is None
+    else:
+        assert words in (outcome.error or "")
+    # What the shard paid for is counted: a submit it sent, at the row's list price.
+    assert outcome.cost_usd == (0.45 if mine and state is not None else 0.0)
