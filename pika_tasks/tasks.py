@@ -301,5 +301,9 @@ async def fetch_video(
         video = await copy_video(
             fal, handle, destination, storage_options=storage_options, output=output
         )
-    get_run_logger().info("%s: wrote %s (%d bytes)", _label(handle, label), destination, video.size)
+    # At DEBUG: the task run's state, the row's record and its event all say it; a log
+    # line per video would be one more API write per row.
+    get_run_logger().debug(
+        "%s: wrote %s (%d bytes)", _label(handle, label), destination, video.size
+    )
     return video
