@@ -239,24 +239,25 @@ def _recorded_rows(
     shard: _Shard, out: OutputLocation, row_numbers: dict[str, int], prices: PriceTable
 ) -> list[RowOutcome]:
     """The shard's rows from their records (blocking: run in a thread)."""
-    label = f"shard run {shard.name} ({shard.state()})"
-    if shard.run is None:
-        label = f"shard run {shard.name}, which could not be created ({shard.launch_error}),"
     outcomes = []
     for row_id in shard.ids:
         record = out.load(row_id)
-        outcomes.append(
-            recorded_outcome(
-                row_id,
-                row_numbers[row_id],
-                record,
-                run_id=str(shard.run.id) if shard.run is not None else None,
-                run_label=label,
-                launched_at=shard.launched_at,
-                video_exists=out.video_exists(record),
-                prices=prices,
-            )
+        outcome = recorded_outcome(
+            row_id,
+            row_numbers[row_id],
+            record,
+            run_id=str(shard.run.id) if shard.run is not None else None,
+            run_label=f"shard run {shard.name} ({shard.state()})",
+            launched_at=shard.launched_at,
+            video_exists=out.video_exists(record),
+            prices=prices,
         )
+        if shard.run is None and outcome.status == "failed":
+            outcome.error = (
+                f"not run: its shard run {shard.name} could not be created "
+                f"({shard.launch_error}); nothing was paid for it"
+            )
+        outcomes.append(outcome)
     return outcomes
 
 

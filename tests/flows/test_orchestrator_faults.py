@@ -315,3 +315,33 @@ def test_a_shard_without_a_report_is_read_from_its_records(
         assert words in (outcome.error or "")
     # What the shard paid for is counted: a submit it sent, at the row's list price.
     assert outcome.cost_usd == (0.45 if mine and state is not None else 0.0)
+
+
+def test_the_rows_of_a_shard_run_never_created_are_not_run_unless_done_before(
+    tmp_path: Path,
+) -> None:
+    from pika_tasks.flows.scale_out import _recorded_rows, _Shard
+    from pika_tasks.pricing import PriceTable
+    from pika_tasks.records import RowRecord
+
+    out = OutputLocation(str(tmp_path))
+    (tmp_path / "a.mp4").write_bytes(b"video")
+    out.save(
+        RowRecord(
+            id="a",
+            state="succeeded",
+            fingerprint="f",
+            flow_run_id="an-earlier-run",
+            output=str(tmp_path / "a.mp4"),
+            size=5,
+        )
+    )
+    shard = _Shard("big-shard-0001", "memory://s.jsonl", ["a", "b"], launch_error="503")
+    rows = _recorded_rows(shard, out, {"a": 7, "b": 8}, PriceTable())
+    assert [(r.id, r.row_number, r.status) for r in rows] == [
+        ("a", 7, "skipped"),
+        ("b", 8, "failed"),
+    ]
+    assert rows[1].error == (
+        "not run: its shard run big-shard-0001 could not be created (503); nothing was paid for it"
+    )
