@@ -196,6 +196,12 @@ class ClaimBook:
                 handle.write(claim.model_dump_json().encode("utf-8"))
         except FileExistsError:
             return None
+        except OSError:
+            # Stores word a lost race differently (S3 servers without the condition's
+            # name in a 412 give a plain OSError): the file being there is the answer.
+            if fs.exists(path):
+                return None
+            raise
         return claim
 
     def renew(self, claim: Claim) -> Claim:

@@ -30,6 +30,7 @@ from pika_tasks.budget import Budget, BudgetRefusedError
 from pika_tasks.errors import (
     JobFailedError,
     PikaError,
+    RequestAbortedError,
     RequestNotFoundError,
     SubmitOutcomeUnknownError,
     is_transient,
@@ -153,12 +154,14 @@ async def _submit(plan: RowPlan, ctx: RowContext) -> RowRecord:
     await _save(ctx, intent)
     try:
         handle = await ctx.steps.submit(plan.row.to_input(image_url), plan.row.id)
-    except SubmitOutcomeUnknownError:
+    except (SubmitOutcomeUnknownError, RequestAbortedError):
         raise  # the intent stays: a later run reports the row instead of paying twice
-    except BaseException:
+    except PikaError:
         # fal answered that it did not queue the job (or nothing was sent): no intent.
         await _save(ctx, intent.model_copy(update={"state": "failed"}))
         raise
+    # Anything else (a cancellation while the request was in flight) keeps the intent:
+    # fal may have queued the job, so a later run reports the row instead of paying twice.
     record = intent.model_copy(update={"state": "submitted", "request": handle})
     await _save(ctx, record)
     if ctx.on_submitted is not None:
@@ -249,7 +252,9 @@ async def _at_fal(
         price = ctx.prices.cost(plan.row.resolution, plan.row.duration)
         # Reserved before the submit, so concurrent rows never pass the cap together;
         # kept when the answer was lost, since fal may have queued (and billed) the job.
-        with ctx.budget.hold(price, plan.row.id, keep_on=(SubmitOutcomeUnknownError,)):
+        with ctx.budget.hold(
+            price, plan.row.id, keep_on=(SubmitOutcomeUnknownError, RequestAbortedError)
+        ):
             row.record = await _submit(plan, ctx)
         row.outcome.cost_usd = price
         started = time.monotonic()

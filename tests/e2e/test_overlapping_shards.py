@@ -13,6 +13,7 @@ from e2e_support import deploy, run_deployment, start_workers, wait_for_state
 from helpers import probe_video, write_manifest
 from prefect_stack import PrefectStack, wait_until
 
+from pika_tasks.claims import ClaimBook
 from pika_tasks.pipeline import read_report, report_urls
 from pika_tasks.records import OutputLocation
 
@@ -52,11 +53,14 @@ def test_a_retried_shard_overlapping_its_first_attempt_pays_once(
     shard = wait_until(first_shard, "the first shard to run", limit=120)
     shard_ids = {f"r{n}" for n in range(3)}
 
-    def shard_rows_submitted() -> bool:
-        found = (location.load(row_id) for row_id in shard_ids)
-        return any(r is not None and r.state == "submitted" for r in found)
+    book = ClaimBook(location)
 
-    wait_until(shard_rows_submitted, "the first attempt to submit a row", limit=120)
+    def shard_rows_claimed() -> bool:
+        # Claimed, not submitted: with the emulator paused, the other shard may hold both
+        # of the global limit's slots, and this shard's rows wait for one, claimed.
+        return any(book.current(row_id) is not None for row_id in shard_ids)
+
+    wait_until(shard_rows_claimed, "the first attempt to claim a row", limit=120)
     retry = run_deployment(stack, "image-to-video-batch/batch", **shard["parameters"])
     wait_until(
         lambda: stack.flow_run(retry)["state"]["type"] == "RUNNING",
