@@ -303,7 +303,8 @@ async def run_row(plan: RowPlan, ctx: RowContext) -> RowOutcome:
     row = plan.row
     started = time.monotonic()
     outcome = RowOutcome(id=row.id, row_number=row.row_number, status="failed", action=plan.action)
-    if plan.action in (Action.SKIP, Action.UNKNOWN):
+    # "Unknown" may be another live run's submit in flight: only its claim can tell.
+    if plan.action is Action.SKIP or (plan.action is Action.UNKNOWN and ctx.claims is None):
         return _settled(plan, outcome)
     if ctx.claims is None:
         return await _generate(plan, ctx, outcome, started)
