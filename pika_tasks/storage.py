@@ -24,7 +24,6 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import IO, Any
 
-import fsspec
 from fsspec.core import url_to_fs
 
 TEMP_MARKER = ".partial-"
@@ -107,6 +106,7 @@ _IN_PLACE_PROTOCOLS = frozenset({"file", "local", "memory"})
 def protocols_of(fs: Any) -> frozenset[str]:
     """The protocol names a filesystem answers to (fsspec gives one or a tuple).
 
+    >>> import fsspec
     >>> sorted(protocols_of(fsspec.filesystem("memory")))
     ['memory']
     """
@@ -246,10 +246,15 @@ def write_text_atomic(url: str, text: str, storage_options: dict[str, Any] | Non
 
 
 def read_bytes(url: str, storage_options: dict[str, Any] | None = None) -> bytes:
-    """The whole content of ``url``."""
-    with fsspec.open(url, "rb", **(storage_options or {})) as handle:
-        data: bytes = handle.read()
-        return data
+    """The whole content of ``url``, in one read.
+
+    One request on object stores: a file opened and read in blocks can change
+    between two blocks when another run rewrites it (s3fs then raises
+    ``FileExpired``), while one GET returns one whole version.
+    """
+    fs, path = filesystem(url, storage_options)
+    data: bytes = fs.cat_file(path)
+    return data
 
 
 def read_text(url: str, storage_options: dict[str, Any] | None = None) -> str:
