@@ -45,7 +45,7 @@ def parser() -> argparse.ArgumentParser:
         prog="python -m bench",
         description="Benchmark pika-tasks against the emulator on loopback.",
     )
-    p.add_argument("--quick", action="store_true", help="tiny sizes for a smoke run (~90 s)")
+    p.add_argument("--quick", action="store_true", help="tiny sizes for a smoke run (~2 min)")
     p.add_argument(
         "--scenarios",
         type=lambda t: _names(t, ALL_SCENARIOS),

@@ -147,7 +147,7 @@ class BenchOptions:
             cli_scale_rows=(2, 4),
             large_videos_rows=4,
             large_videos_bytes=1_000_000,
-            readback_settle=2.0,
+            readback_settle=1.5,
             event_flush_seconds=0.5,
             fps=2,
             fresh_prefect_server=False,

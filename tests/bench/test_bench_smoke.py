@@ -1,8 +1,9 @@
 """The benchmark harness in --quick mode: every scenario runs and writes sane figures.
 
-Runs ``python -m bench --quick`` in a subprocess (about 80 s on two idle
-cores: a Prefect server, then about twenty short processes, six of them
-``pika-tasks run``) so that the harness cannot rot unnoticed.  It checks the
+Runs ``python -m bench --quick`` in a subprocess (about two minutes on two
+cores: a Prefect server, then about twenty short processes; the six
+``pika-tasks run`` of issue 12's scenarios take half of it, about 10 s each
+with their emulator and read-back) so that the harness cannot rot unnoticed.  It checks the
 shape and sanity of the results, not the targets: quick sizes are too small
 for the targets to mean anything.
 """
