@@ -264,7 +264,7 @@ async def estimate_batch(
                 }
             )
         finally:
-            plan.check._data = None
+            plan.check.drop_data()
         counts[row.resolution, row.duration, plan.action] += 1
         return outcome
 

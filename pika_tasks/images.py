@@ -319,6 +319,10 @@ class ImageCheck(BaseModel):
     def __hash__(self) -> int:
         return hash(tuple(self.model_dump().values()))
 
+    def drop_data(self) -> None:
+        """Forget the image's bytes (kept by ``keep_data=True``) once they are not needed."""
+        self._data = None
+
     def __getstate__(self) -> dict[Any, Any]:
         state: dict[Any, Any] = super().__getstate__()
         private = state.get("__pydantic_private__")

@@ -152,7 +152,7 @@ class Planner:
         video_exists = await asyncio.to_thread(self.out.video_exists, record)
         action = decide(record, row_print, video_exists, resubmit_unknown=self.resubmit_unknown)
         if action is not Action.SUBMIT:
-            check._data = None  # only a submit sends the bytes: hold none for the others
+            check.drop_data()  # only a submit sends the bytes: hold none for the others
         return RowPlan(row, check, row_print, record, action)
 
 

@@ -310,14 +310,14 @@ async def run_row(plan: RowPlan, ctx: RowContext) -> RowOutcome:
         return await _generate(plan, ctx, outcome, started)
     async with ctx.claims.hold(row.id) as claim:
         if isinstance(claim, HeldElsewhere):
-            plan.check._data = None
+            plan.check.drop_data()
             return outcome.model_copy(
                 update={"status": "skipped", "action": "held", "error": claim.reason(row.id)}
             )
         current = await _redecide(plan, ctx)
         outcome.action = current.action
         if current.action in (Action.SKIP, Action.UNKNOWN):
-            plan.check._data = None
+            plan.check.drop_data()
             return _settled(current, outcome)
         return await _generate(current, ctx, outcome, started)
 
@@ -345,7 +345,7 @@ async def _generate(
             await _save(ctx, failed)
         ctx.logger.error("%s (row %d) failed: %s", row.id, row.row_number, error)
     finally:
-        plan.check._data = None  # the image's bytes are not needed past the submit
+        plan.check.drop_data()  # the image's bytes are not needed past the submit
     record = state.record
     outcome.request_id = record.request.request_id if record and record.request else None
     outcome.seconds = round(time.monotonic() - started, 3)
