@@ -73,17 +73,24 @@ def run_to_end(
     )
 
 
-def kill_when(
+def wait_while_running(
     process: subprocess.Popen[bytes], seen: Callable[[], bool], limit: float = 90
 ) -> None:
-    """SIGKILL ``process`` as soon as ``seen()`` is true (polled; never a timer)."""
+    """Poll until ``seen()`` is true; fail if ``process`` ends first or ``limit`` passes."""
     deadline = time.monotonic() + limit
     while not seen():
         assert process.poll() is None, (
             process.stderr.read().decode()[-3000:] if process.stderr else ""
         )
-        assert time.monotonic() < deadline, "the kill point was never reached"
+        assert time.monotonic() < deadline, "the awaited point was never reached"
         time.sleep(0.01)
+
+
+def kill_when(
+    process: subprocess.Popen[bytes], seen: Callable[[], bool], limit: float = 90
+) -> None:
+    """SIGKILL ``process`` as soon as ``seen()`` is true (polled; never a timer)."""
+    wait_while_running(process, seen, limit)
     os.kill(process.pid, signal.SIGKILL)
     process.wait(timeout=30)
 

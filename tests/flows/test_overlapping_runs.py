@@ -17,7 +17,7 @@ from typing import Any
 
 import fsspec
 import pytest
-from flow_support import kill_when, point_at, run_to_end, start_batch
+from flow_support import kill_when, point_at, run_to_end, start_batch, wait_while_running
 from helpers import probe_video, write_manifest
 
 from pika_tasks.claims import Claim, ClaimBook, Holder
@@ -88,39 +88,39 @@ def test_concurrent_runs_of_one_manifest_pay_once_per_row(
 def test_a_killed_run_leaves_its_rows_to_a_run_beside_it(
     make_emulator: Any, tmp_path: Path
 ) -> None:
-    emu = make_emulator(runners=2, job_seconds=0.6, fps=4)
+    emu = make_emulator(runners=2, job_seconds=0.3, fps=4)
     manifest = write_manifest(tmp_path, ROWS)
     out = tmp_path / "out"
     location = OutputLocation(str(out))
 
-    def records() -> list[Any]:
+    def submitted_by() -> set[str]:
         found = (location.load(row_id) for row_id in IDS)
-        return [record for record in found if record is not None]
+        return {r.flow_run_id for r in found if r is not None and r.state == "submitted"}
 
-    # One row at fal at a time: when its answer is recorded, no other submit is in flight.
+    # fal starts nothing until resumed, so whatever a run submits stays in flight: the
+    # doomed run (alone, one row at a time) is killed with its row at fal and claimed.
+    emu.pause()
     doomed = start_batch(manifest, out, emu, "--max-concurrency", "1")
-    first: list[str] = []
-
-    def submitted() -> bool:
-        first.extend(r.flow_run_id for r in records() if r.state == "submitted")
-        return bool(first)
-
-    kill_when_ready = start_batch(manifest, out, emu, "--max-concurrency", "2")
+    wait_while_running(doomed, lambda: bool(submitted_by()))
+    (doomed_run,) = submitted_by()
+    survivor = start_batch(manifest, out, emu, "--max-concurrency", "2")
     try:
-        kill_when(doomed, submitted)
-        assert emu.stats()["submissions"] >= 1
-        _, err = kill_when_ready.communicate(timeout=180)
-        assert kill_when_ready.returncode == 0, err.decode()[-3000:]
+        # Killed only once the run beside it is at work on rows of its own.
+        kill_when(doomed, lambda: bool(submitted_by() - {doomed_run}))
+        emu.resume()
+        _, err = survivor.communicate(timeout=180)
+        assert survivor.returncode == 0, err.decode()[-3000:]
     finally:
-        if kill_when_ready.poll() is None:
-            kill_when_ready.kill()
+        if survivor.poll() is None:
+            survivor.kill()
 
     assert emu.stats()["submissions"] == len(ROWS)
     check_one_video_per_row(location)
     # The survivor re-attached to what the killed run had submitted: fetched, not paid again.
-    survivor = read_report(report_urls(str(out))[-1])
-    taken_over = [row for row in survivor.rows if row.action == "reattach"]
-    assert taken_over and all(row.status == "succeeded" for row in taken_over), survivor.rows
+    (survivor_report,) = report_urls(str(out))  # the killed run wrote none
+    rows = read_report(survivor_report).rows
+    taken_over = [row for row in rows if row.action == "reattach"]
+    assert taken_over and all(row.status == "succeeded" for row in taken_over), rows
 
     later = run_to_end(manifest, out, emu)
     assert later.returncode == 0, later.stderr.decode()[-3000:]
