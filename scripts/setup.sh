@@ -1,11 +1,21 @@
 #!/usr/bin/env bash
-# Creates ./.venv (if missing) and installs pika-tasks into it with every extra
-# the examples, tests and benchmarks use. Safe to run again.
+# Creates ./.venv (if missing) and installs pika-tasks into it, editable, with
+# every extra the examples, tests and benchmarks use, at the versions pinned in
+# uv.lock. Safe to run again. When pyproject.toml has changed and uv.lock no
+# longer matches it, this fails: run `.venv/bin/uv lock` and commit uv.lock.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
+UV_VERSION=0.13.9
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade uv
-.venv/bin/uv pip install --python .venv/bin/python --quiet -e '.[dev]'
+if [ "$(.venv/bin/uv --version 2>/dev/null)" != "uv $UV_VERSION" ]; then
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
+fi
+# --inexact: leave alone what else is in .venv (uv itself, pip, tools you added).
+if ! .venv/bin/uv sync --locked --inexact --extra dev --python .venv/bin/python --quiet; then
+    echo "setup: could not install from uv.lock (if it says the lockfile needs to be" \
+        "updated: run .venv/bin/uv lock and commit uv.lock)" >&2
+    exit 1
+fi
