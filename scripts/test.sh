@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/install_browser.sh
 .venv/bin/ruff check pika_tasks flows tests bench
 .venv/bin/ruff format --check pika_tasks flows tests bench
 .venv/bin/mypy
