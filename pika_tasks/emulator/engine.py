@@ -29,7 +29,7 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, Literal, TypeVar
 from urllib.parse import unquote, urlsplit
 
@@ -236,6 +236,26 @@ class Engine:
         """Start jobs again, as runners allow."""
         self.paused = False
         self._dispatch()
+
+    def expire_results(self, request_ids: Iterable[str] | None = None) -> list[str]:
+        """Expire now the results and videos of completed jobs (all, or those named).
+
+        What ``result_ttl_seconds`` does after a while, at once: a test of
+        expiry need not wait on the clock.  Returns the ids expired, sorted.
+        """
+        now = time.monotonic()
+        wanted = None if request_ids is None else set(request_ids)
+        expired: list[str] = []
+        for job in self.jobs.values():
+            if job.state != "COMPLETED" or (wanted is not None and job.request_id not in wanted):
+                continue
+            job.result_expires_at = now
+            if job.video is not None:
+                stored = self.files.get(job.video.file_name, now=now)
+                if stored is not None:
+                    stored.expires_at = now
+            expired.append(job.request_id)
+        return sorted(expired)
 
     def _notify_queued(self) -> None:
         watchers, self._watchers = self._watchers, set()

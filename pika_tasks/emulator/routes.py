@@ -11,7 +11,7 @@ Example:
     >>> from pika_tasks.emulator.routes import build_routes
     >>> paths = {route.path for route in build_routes(Engine(EmulatorConfig()))}
     >>> sorted(path.split("/")[2] for path in paths if path.startswith("/_emulator"))
-    ['faults', 'pause', 'requests', 'reset', 'resume', 'stats']
+    ['expire', 'faults', 'pause', 'requests', 'reset', 'resume', 'stats']
     >>> "/.well-known/jwks.json" in paths
     True
 """
@@ -387,6 +387,24 @@ class QueueApi:
         self.engine.resume()
         return json_response(200, {"paused": False})
 
+    async def expire(self, request: Request) -> Response:
+        """``POST /_emulator/expire``: expire completed jobs' results and videos now.
+
+        The body ``{"request_ids": [...]}`` names the jobs; without it, every
+        completed job.  Answers the ids expired.
+        """
+        try:
+            payload = json.loads(await request.body() or b"{}")
+            ids = payload.get("request_ids")
+            if ids is not None and not (
+                isinstance(ids, list) and all(isinstance(i, str) for i in ids)
+            ):
+                raise TypeError("request_ids must be a list of request ids")
+        except (ValueError, TypeError, AttributeError) as exc:
+            message = f"Expected {{'request_ids': [...]}} or nothing: {exc}"
+            return validation_error([{"loc": ["body"], "msg": message, "type": "value_error"}])
+        return json_response(200, {"expired": self.engine.expire_results(ids)})
+
     async def jwks(self, request: Request) -> Response:
         """``GET /.well-known/jwks.json``: the public key webhooks are signed with."""
         return json_response(200, self.engine.signer.jwks())
@@ -446,6 +464,7 @@ def build_routes(engine: Engine) -> list[BaseRoute]:
         Route("/_emulator/faults", api.faults, methods=["GET", "POST", "DELETE"]),
         Route("/_emulator/pause", api.pause, methods=["POST"]),
         Route("/_emulator/resume", api.resume, methods=["POST"]),
+        Route("/_emulator/expire", api.expire, methods=["POST"]),
         Route(JWKS_PATH, api.jwks, methods=["GET"]),
     ]
     return routes

@@ -36,6 +36,7 @@ def test_every_control_route_is_listed() -> None:
         "/_emulator/faults",
         "/_emulator/pause",
         "/_emulator/resume",
+        "/_emulator/expire",
         "/.well-known/jwks.json",
     ):
         assert path in PAGE

@@ -180,6 +180,30 @@ def test_results_and_videos_expire(
     assert emu.stats()["expired_results"] >= 1
 
 
+def test_the_expire_control_expires_named_results_and_videos_at_once(
+    emulator: Any, client: httpx.Client, image_uri: str
+) -> None:
+    answers = [submit(client, emulator.url, image_url=image_uri, seed=n) for n in range(3)]
+    for answer in answers:
+        wait_completed(client, answer["status_url"])
+    videos = [client.get(a["response_url"]).json()["video"]["url"] for a in answers]
+    first, second, third = (answer["request_id"] for answer in answers)
+
+    expired = client.post(f"{emulator.url}/_emulator/expire", json={"request_ids": [first]})
+    assert expired.json() == {"expired": [first]}
+    assert client.get(answers[0]["response_url"]).status_code == 404
+    assert client.get(videos[0]).status_code == 404
+    assert client.get(answers[1]["response_url"]).status_code == 200  # not named: kept
+    assert client.get(videos[1]).status_code == 200
+    assert client.get(answers[0]["status_url"]).json()["status"] == "COMPLETED"
+
+    assert emulator.expire() == sorted([first, second, third])  # none named: every one
+    assert [client.get(a["response_url"]).status_code for a in answers] == [404] * 3
+    assert client.get(videos[2]).status_code == 404
+    refused = client.post(f"{emulator.url}/_emulator/expire", json={"request_ids": "x"})
+    assert refused.status_code == 422
+
+
 def test_object_lifecycle_header_sets_the_video_expiry(
     emulator: Any, client: httpx.Client, image_uri: str
 ) -> None:
