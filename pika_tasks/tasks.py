@@ -173,6 +173,7 @@ async def wait_for_completion(
     label: str | None = None,
     client: PikaClient | None = None,
     prefetch_result: bool = False,
+    on_status: Callable[[QueueStatus], object] | None = None,
 ) -> QueueStatus:
     """Wait until the job completes, logging its progress and the runner's logs.
 
@@ -195,6 +196,8 @@ async def wait_for_completion(
             ``client``, for a later ``client.result`` (or :func:`fetch_video`
             with the same client) to take: the result request goes out before
             this task run has finished reporting its state.
+        on_status: also called with each new status (e.g. to show the queue
+            position live); it runs in the task's event loop: keep it quick.
 
     Returns:
         The COMPLETED status (with ``metrics``).
@@ -221,6 +224,8 @@ async def wait_for_completion(
             # wait started and ended.
             logger.debug("%s: %s", name, _describe_status(status))
         last_step = step
+        if on_status is not None:
+            on_status(status)
         logs = status.logs if isinstance(status.logs, list) else []
         runner.extend(str(entry.get("message", entry)) for entry in logs[seen_logs:])
         seen_logs = max(seen_logs, len(logs))
