@@ -24,7 +24,7 @@ Example:
     ...     pass
     Traceback (most recent call last):
     ...
-    pika_tasks.budget.BudgetExceededError: c: not submitted: ... to $0.60, over the cap of $0.50
+    pika_tasks.errors.BudgetExceededError: c: not submitted: ... to $0.60, over the cap of $0.50
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
 
-from pika_tasks.errors import PikaError
+from pika_tasks.errors import BudgetExceededError, BudgetRefusedError
 
 __all__ = ["Budget", "BudgetExceededError", "BudgetRefusedError", "total_usd", "usd"]
 
@@ -62,42 +62,6 @@ def total_usd(amounts: Iterable[float]) -> float:
         (0.6000000000000001, 0.6)
     """
     return float(sum((_exact(amount) for amount in amounts), Decimal(0)))
-
-
-class BudgetExceededError(PikaError):
-    """A row was not submitted because its price would take the spend past the cap.
-
-    Attributes:
-        label: the row (or job) that was refused.
-        amount_usd: its price.
-        spent_usd: what was already committed.
-        limit_usd: the cap.
-    """
-
-    def __init__(self, label: str, amount_usd: float, spent_usd: float, limit_usd: float) -> None:
-        self.label = label
-        self.amount_usd = amount_usd
-        self.spent_usd = spent_usd
-        self.limit_usd = limit_usd
-        super().__init__(
-            f"{label}: not submitted: its {usd(amount_usd)} would take the spend to "
-            f"{usd(_exact(spent_usd) + _exact(amount_usd))}, over the cap of {usd(limit_usd)}"
-        )
-
-    def __reduce__(self) -> tuple[object, ...]:
-        # Prefect pickles failures: rebuild from our own arguments.
-        return (type(self), (self.label, self.amount_usd, self.spent_usd, self.limit_usd))
-
-
-class BudgetRefusedError(PikaError):
-    """The whole run was refused: the rows certain to be submitted cost more than the cap.
-
-    Every row that would have been submitted fails with this reason; nothing is paid.
-
-    Example:
-        >>> str(BudgetRefusedError("not started: 5 rows cost $1.00"))
-        'not started: 5 rows cost $1.00'
-    """
 
 
 class Budget:
@@ -152,7 +116,7 @@ class Budget:
             >>> budget.reserve(0.2, "b")  # doctest: +ELLIPSIS
             Traceback (most recent call last):
             ...
-            pika_tasks.budget.BudgetExceededError: b: not submitted: ... over the cap of $0.30
+            pika_tasks.errors.BudgetExceededError: b: not submitted: ... over the cap of $0.30
         """
         amount = _exact(amount_usd)
         with self._lock:

@@ -60,10 +60,11 @@ read local files from elsewhere (``git``, ``dvc``, ``dir``, ``reference``,
 who can replace a file inside the folder with a link in that moment is not
 stopped by it.
 
-Errors::
+Errors (all in :mod:`pika_tasks.errors`, re-exported here)::
 
     PikaError
     └── ImageError                 the image cannot be used (reason in the message)
+        ├── ImageTooLargeError     its file is over ImageLimits.max_bytes
         └── ImageUnavailableError  network trouble, a 429/5xx, or a store's own error
                                    (an FTP server's refusal...): worth retrying
                                    (also a TransportError, so is_transient() says so)
@@ -99,7 +100,7 @@ import warnings
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from typing import Any
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit
 
 import fsspec
 import httpx
@@ -107,7 +108,10 @@ from fsspec.implementations.local import LocalFileSystem
 from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
-from pika_tasks.errors import PikaError, TransportError
+from pika_tasks._locations import HOSTLESS_PROTOCOLS as _HOSTLESS_PROTOCOLS
+from pika_tasks._locations import HTTP_RE as _HTTP_RE
+from pika_tasks._locations import display_location as _display
+from pika_tasks.errors import ImageError, ImageTooLargeError, ImageUnavailableError
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -115,6 +119,7 @@ __all__ = [
     "ImageError",
     "ImageLimits",
     "ImageSource",
+    "ImageTooLargeError",
     "ImageUnavailableError",
     "ResolvedImage",
     "Uploader",
@@ -129,91 +134,9 @@ logger = logging.getLogger(__name__)
 Uploader = Callable[[bytes, str, str], Awaitable[str]]
 """``upload(data, content_type, file_name) -> url``: puts bytes where fal can fetch them."""
 
-_HTTP_RE = re.compile(r"^https?://", re.IGNORECASE)
-_URL_WITH_USER_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")
-
-# fsspec protocols whose URL does not name a network host, so that the part after
-# "//" is not checked as one: local and in-process data, object stores and hosted
-# services (a bucket, container or repository; the endpoint comes from the
-# options), and wrappers (caches, archives) whose target is the next URL of a
-# chain, which is checked in its turn.  Every other protocol fsspec knows
-# (ftp, sftp, ssh, smb, hdfs, webhdfs, root, webdav...) is taken to name a host:
-# a protocol installed later is checked rather than trusted.
-_HOSTLESS_PROTOCOLS = frozenset(
-    {
-        "file",
-        "local",
-        "memory",
-        "data",
-        "asynclocal",
-        "s3",
-        "s3a",
-        "gs",
-        "gcs",
-        "az",
-        "abfs",
-        "abfss",
-        "adl",
-        "oci",
-        "ocilake",
-        "oss",
-        "tos",
-        "tosfs",
-        "hf",
-        "github",
-        "gist",
-        "git",
-        "gdrive",
-        "dropbox",
-        "box",
-        "dbfs",
-        "lakefs",
-        "wandb",
-        "dvc",
-        "zip",
-        "tar",
-        "libarchive",
-        "reference",
-        "simplecache",
-        "filecache",
-        "blockcache",
-        "cached",
-        "dir",
-        "generic",
-        "async_wrapper",
-        "asyncwrapper",
-    }
-)
 _CHAINED_HTTP_RE = re.compile(r"(^|::)https?://", re.IGNORECASE)
 _FILE_NAME_DROP_RE = re.compile(r"[^A-Za-z0-9._-]+")
 _EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp", "GIF": "gif", "BMP": "bmp"}
-
-
-class ImageError(PikaError):
-    """The image cannot be used: missing, not an image, too large, refused address...
-
-    Attributes:
-        image: the image's location (http(s) URLs without their query string,
-            which may hold credentials).
-        reason: what is wrong with it.
-    """
-
-    def __init__(self, image: str, reason: str) -> None:
-        self.image = _display(image)
-        self.reason = reason
-        super().__init__(f"{self.image}: {reason}")
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Prefect pickles task failures: rebuild from our own arguments.
-        return (type(self), (self.image, self.reason))
-
-
-class ImageUnavailableError(ImageError, TransportError):
-    """The image could not be fetched for now (network error, timeout, 429, 5xx). Transient."""
-
-
-class _TooLargeError(ImageError):
-    """The file is larger than the bytes we agreed to read."""
 
 
 class ImageSource(StrEnum):
@@ -262,7 +185,7 @@ class ImageLimits(BaseModel):
         >>> asyncio.run(inspect_image("/srv/in/../x.png", limits=inside))  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        pika_tasks.images.ImageError: /srv/in/../x.png: is outside /srv/in, the folder ...
+        pika_tasks.errors.ImageError: /srv/in/../x.png: is outside /srv/in, the folder ...
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -373,13 +296,13 @@ def check_image(
         >>> check_image(b"hello")
         Traceback (most recent call last):
         ...
-        pika_tasks.images.ImageError: <bytes>: is not an image (Pillow cannot identify it)
+        pika_tasks.errors.ImageError: <bytes>: is not an image (Pillow cannot identify it)
     """
     size = len(data)
     if size == 0:
         raise ImageError(image, "is empty")
     if size > limits.max_bytes:
-        raise ImageError(image, f"is larger than the limit of {limits.max_bytes} bytes")
+        raise ImageTooLargeError(image, f"is larger than the limit of {limits.max_bytes} bytes")
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
@@ -460,7 +383,7 @@ async def inspect_image(
         >>> asyncio.run(inspect_image("/no/such/image.png"))
         Traceback (most recent call last):
         ...
-        pika_tasks.images.ImageError: /no/such/image.png: not found
+        pika_tasks.errors.ImageError: /no/such/image.png: not found
     """
     options = storage_options or {}
     try:
@@ -609,7 +532,9 @@ def _read_store(image: str, options: dict[str, Any], max_bytes: int) -> bytes:
             raise ImageError(image, "is a folder, not a file")
         size = info.get("size")
         if isinstance(size, int) and size > max_bytes:
-            raise _TooLargeError(image, f"is larger than the limit of {max_bytes} bytes ({size})")
+            raise ImageTooLargeError(
+                image, f"is larger than the limit of {max_bytes} bytes ({size})"
+            )
         data: bytes = fs.cat_file(path, start=0, end=max_bytes + 1)
     except ImageError:
         raise
@@ -624,7 +549,7 @@ def _read_store(image: str, options: dict[str, Any], max_bytes: int) -> bytes:
         # a back-end's client errors), which are not OSErrors.
         raise _store_error(image, error) from error
     if len(data) > max_bytes:
-        raise _TooLargeError(image, f"is larger than the limit of {max_bytes} bytes")
+        raise ImageTooLargeError(image, f"is larger than the limit of {max_bytes} bytes")
     return data
 
 
@@ -638,7 +563,7 @@ def _reread(check: ImageCheck, options: dict[str, Any]) -> bytes:
     """The checked image's bytes again, refused if they are not the ones checked; blocking."""
     try:
         data = _read_store(check.image, options, check.size_bytes)
-    except _TooLargeError as error:
+    except ImageTooLargeError as error:
         raise ImageError(check.image, "changed since it was inspected (it grew)") from error
     if hashlib.sha256(data).hexdigest() != check.sha256:
         raise ImageError(check.image, "changed since it was inspected")
@@ -956,34 +881,10 @@ def _check_status(url: str, response: httpx.Response) -> None:
 async def _read_limited(url: str, response: httpx.Response, max_bytes: int) -> bytes:
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes:
-        raise ImageError(url, f"is larger than the limit of {max_bytes} bytes ({declared})")
+        raise ImageTooLargeError(url, f"is larger than the limit of {max_bytes} bytes ({declared})")
     buffer = bytearray()
     async for chunk in response.aiter_bytes():
         buffer += chunk[: max_bytes + 1 - len(buffer)]
         if len(buffer) > max_bytes:
-            raise ImageError(url, f"is larger than the limit of {max_bytes} bytes")
+            raise ImageTooLargeError(url, f"is larger than the limit of {max_bytes} bytes")
     return bytes(buffer)
-
-
-def _display(image: str) -> str:
-    """``image`` fit for messages and logs: no query string or credentials on URLs.
-
-    http(s) URLs lose their query string and user info; the URLs of other protocols
-    that name a host (``ftp://user:pw@host/a.png``, in any part of a chain) their user info.
-    """
-    if _HTTP_RE.match(image):
-        parts = urlsplit(image)
-        host = parts.hostname or ""
-        if ":" in host:
-            host = f"[{host}]"
-        if parts.port:
-            host = f"{host}:{parts.port}"
-        return urlunsplit((parts.scheme, host, parts.path, "", ""))
-    return "::".join(_without_user_info(part) for part in image.split("::"))
-
-
-def _without_user_info(url: str) -> str:
-    """``url`` without ``user:password@`` when its protocol names a host."""
-    if fsspec.core.split_protocol(url)[0] in _HOSTLESS_PROTOCOLS:
-        return url
-    return _URL_WITH_USER_RE.sub(r"\1", url)

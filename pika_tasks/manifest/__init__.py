@@ -40,12 +40,12 @@ Example:
 
 from __future__ import annotations
 
+from pika_tasks.errors import ManifestError
 from pika_tasks.manifest._models import (
     MAX_PROMPT_CHARS,
     MAX_ROW_CHARS,
     MAX_SEED,
     Manifest,
-    ManifestError,
     ManifestFormat,
     ManifestRow,
     RowDefaults,

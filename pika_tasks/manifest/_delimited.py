@@ -23,8 +23,9 @@ import csv
 from collections.abc import Iterator
 from typing import TextIO
 
+from pika_tasks.errors import ManifestError
 from pika_tasks.manifest._formats import Record, has_surrogates, no_image_column
-from pika_tasks.manifest._models import MAX_ROW_CHARS, ManifestError
+from pika_tasks.manifest._models import MAX_ROW_CHARS
 
 _CHUNK = 64 * 1024
 _LINE_ENDS = ("\n", "\r")

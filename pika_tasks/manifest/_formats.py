@@ -15,7 +15,8 @@ from urllib.parse import urlsplit
 
 from fsspec.utils import infer_compression
 
-from pika_tasks.manifest._models import ManifestError, ManifestFormat
+from pika_tasks.errors import ManifestError
+from pika_tasks.manifest._models import ManifestFormat
 
 _EXTENSIONS: dict[str, ManifestFormat] = {
     "csv": "csv",

@@ -23,8 +23,9 @@ import re
 from collections.abc import Iterator
 from typing import Any, TextIO
 
+from pika_tasks.errors import ManifestError
 from pika_tasks.manifest._formats import Record, kind
-from pika_tasks.manifest._models import MAX_ROW_CHARS, ManifestError
+from pika_tasks.manifest._models import MAX_ROW_CHARS
 
 MAX_NESTING = 64
 """Deepest nesting of lists and objects accepted in one JSON row."""

@@ -6,7 +6,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from pika_tasks.errors import PikaError
 from pika_tasks.manifest.ids import check_id
 from pika_tasks.models import Duration, ImageToVideoInput, Resolution
 
@@ -26,14 +25,6 @@ to its end without being held, and fails alone with field ``row``.
 
 ManifestFormat = Literal["csv", "tsv", "jsonl", "json", "parquet"]
 """The manifest formats :func:`~pika_tasks.manifest.read_manifest` reads."""
-
-
-class ManifestError(PikaError):
-    """The manifest cannot be read at all: missing, unknown format, no ``image`` column...
-
-    Problems of single rows are not raised: they become :class:`RowError` items
-    of :attr:`Manifest.errors` and the other rows are still used.
-    """
 
 
 class RowDefaults(BaseModel):

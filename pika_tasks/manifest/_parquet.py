@@ -20,8 +20,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import IO, Any
 
+from pika_tasks.errors import ManifestError
 from pika_tasks.manifest._formats import Record, no_image_column
-from pika_tasks.manifest._models import ManifestError
 
 _BATCH_ROWS = 1024
 """Rows turned into Python objects at a time."""

@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Generator, Iterator
 from typing import IO, Any
 
+from pika_tasks.errors import ManifestError
 from pika_tasks.manifest._delimited import delimited_records
 from pika_tasks.manifest._formats import Record, detect
 from pika_tasks.manifest._json import json_array_records, jsonl_records
 from pika_tasks.manifest._models import (
     Manifest,
-    ManifestError,
     ManifestFormat,
     ManifestRow,
     RowDefaults,

@@ -27,7 +27,7 @@ from typing import IO, Any
 
 import fsspec
 
-from pika_tasks.manifest._models import ManifestError
+from pika_tasks.errors import ManifestError
 
 HEAD_BYTES = 64 * 1024
 """The first block of a text manifest, checked for UTF-16 and NUL bytes before any row."""

@@ -35,7 +35,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, ValidationError, computed_field
 
 from pika_tasks.budget import total_usd
-from pika_tasks.errors import PikaError
+from pika_tasks.errors import ReportError
 from pika_tasks.manifest import RowError
 from pika_tasks.storage import filesystem, join, read_text, write_bytes_atomic
 
@@ -60,10 +60,6 @@ RUNS_FOLDER = "_runs"
 _TIME_FORMAT = "%Y%m%dT%H%M%SZ"
 
 RowStatus = Literal["succeeded", "failed", "skipped", "cancelled"]
-
-
-class ReportError(PikaError):
-    """A run report cannot be read, or there is none where one was expected."""
 
 
 class RowOutcome(BaseModel):
@@ -315,7 +311,7 @@ def read_report(url: str, storage_options: dict[str, Any] | None = None) -> RunR
         >>> read_report("memory://report-doc/none.jsonl")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        pika_tasks.pipeline._report.ReportError: cannot read the run report ...none.jsonl: ...
+        pika_tasks.errors.ReportError: cannot read the run report ...none.jsonl: ...
     """
     try:
         text = read_text(url, storage_options or {})
