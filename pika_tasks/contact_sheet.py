@@ -42,6 +42,8 @@ from typing import IO, Any
 import av
 from PIL import Image, ImageDraw, ImageFont
 
+from pika_tasks.storage import filesystem, protocols_of, read_bytes
+
 __all__ = [
     "MAX_SHEET_BYTES",
     "SHEET_ROWS",
@@ -49,6 +51,8 @@ __all__ = [
     "contact_sheet",
     "markdown_image",
     "poster_frames",
+    "poster_frames_at",
+    "sheet_label",
     "sheet_labels",
 ]
 
@@ -128,6 +132,35 @@ def poster_frames(video: VideoSource, label: str) -> PosterFrames:
     if not kept:
         raise ValueError(f"cannot decode {label}: no frame")
     return PosterFrames(label, tuple(kept))
+
+
+def poster_frames_at(
+    url: str, label: str, storage_options: dict[str, Any] | None = None
+) -> PosterFrames:
+    """:func:`poster_frames` of the video at ``url`` (any fsspec URL).
+
+    A local file is decoded in place; any other is read in one request
+    (``read_bytes``), since the decoder seeks and a store's file object would
+    fetch a block per seek.
+
+    >>> poster_frames_at("memory://sheet-doc/none.mp4", "x")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: ...
+    """
+    fs, path = filesystem(url, storage_options)
+    if "file" in protocols_of(fs):
+        return poster_frames(str(path), label)
+    return poster_frames(read_bytes(url, storage_options), label)
+
+
+def sheet_label(row_number: int, row_id: str | None) -> str:
+    """The label of a row's line: its row number and id.
+
+    >>> sheet_label(12, "cat")
+    '12 · cat'
+    """
+    return f"{row_number} · {row_id}" if row_id else str(row_number)
 
 
 def _keep_three(frames: Iterable[Any], count: int) -> list[Image.Image]:
