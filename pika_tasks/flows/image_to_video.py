@@ -31,8 +31,9 @@ from pika_tasks.claims import ClaimBook, Holder
 from pika_tasks.concurrency import FalSlots
 from pika_tasks.credentials import FalCredentials
 from pika_tasks.events import emit_row_event
-from pika_tasks.flows._artifacts import RowTable, publish_summary
+from pika_tasks.flows._artifacts import RowTable, SheetCollector, publish_summary
 from pika_tasks.flows._faults import alone
+from pika_tasks.flows._lineage import VideoLedger
 from pika_tasks.flows._progress_bar import ProgressBar
 from pika_tasks.flows._runs import flow_run_is_over
 from pika_tasks.flows._steps import TaskSteps
@@ -150,7 +151,9 @@ async def image_to_video_batch(
 
     Events:
         ``pika.video.completed`` or ``pika.video.failed`` for every row finished
-        in the run (see :mod:`pika_tasks.events`).
+        in the run (see :mod:`pika_tasks.events`), and Prefect's
+        ``prefect.asset.materialization.succeeded`` for every video written
+        (see :mod:`pika_tasks.lineage`).
 
     Example:
         >>> image_to_video_batch("s3://bucket/in/manifest.csv", "s3://bucket/out")  # doctest: +SKIP
@@ -227,6 +230,8 @@ async def _run(
     await steps.slots.check(logger)
     bar = await ProgressBar.create(f"Rows of {manifest}", logger)
     table = RowTable()
+    sheet = SheetCollector(out.storage_options, logger=logger)
+    ledger = VideoLedger(manifest)  # each video written: an asset materialization
     # Counts and prices the rows while the first rows already start.
     first_pass = FirstPass(stream.open, out, prices, budget, logger)
     book = ClaimBook(out, lease_seconds=limits.claim_lease_seconds)
@@ -238,7 +243,7 @@ async def _run(
         )
     ctx = RowContext(
         out=out,
-        steps=steps,
+        steps=ledger.watch(steps),
         prices=prices,
         budget=budget,
         image_storage_options=planner.image_storage_options,
@@ -288,6 +293,8 @@ async def _run(
                 logger.error("%s", outcome.error)  # refused by validation or its image
             report.add(outcome)
             table.add(outcome)
+            sheet.add(outcome)
+            ledger.finished(outcome)
             emit_row_event(
                 outcome,
                 output_url=out.video_url(outcome.id) if outcome.id else None,
@@ -306,7 +313,7 @@ async def _run(
             await stream_rows(
                 items,
                 # A row's unforeseen error fails that row alone (see flows/_faults.py).
-                plan=lambda row: alone(planner.plan(row), row, logger),
+                plan=lambda row: alone(planner.plan(ledger.noted(row)), row, logger),
                 run=lambda plan: alone(run_row(plan, ctx), plan.row, logger),
                 on_outcome=finished,
                 workers=2 * limits.max_concurrency,  # half at fal, half downloading at most
@@ -321,7 +328,7 @@ async def _run(
 
     await bar.close()
     await steps.slots.aclose()
-    await publish_summary(result, table, manifest, out.url, logger)
+    await publish_summary(result, table, manifest, out.url, logger, sheet)
     message = (
         f"{result.succeeded} succeeded, {result.failed} failed, {result.skipped} skipped "
         f"of {result.total} rows; report: {result.report_url}"
