@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field, computed_field
 
 from pika_tasks.budget import total_usd
 from pika_tasks.errors import PikaError
-from pika_tasks.images import ImageLimits, ImageSource, resolve_image
+from pika_tasks.images import ImageLimits, ImageSource, deliver_image
 from pika_tasks.manifest import ManifestRow, RowDefaults, RowError, iter_manifest
 from pika_tasks.models import Duration, Resolution
 from pika_tasks.pipeline import Action, Planner, RowOutcome, RowPlan, started, stream_rows
@@ -176,10 +176,10 @@ async def _would_upload(data: bytes, content_type: str, file_name: str) -> str:
 
 async def _image_source(plan: RowPlan, storage_options: dict[str, Any]) -> ImageSource:
     """How the row's image would reach fal, found without sending anything."""
-    resolved = await resolve_image(
+    delivered = await deliver_image(
         plan.check, storage_options=storage_options, upload=_would_upload
     )
-    return resolved.source
+    return delivered.source
 
 
 async def estimate_batch(

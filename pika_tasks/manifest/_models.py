@@ -101,7 +101,7 @@ class ManifestRow(BaseModel):
 
         Args:
             image_url: what fal should fetch: see
-                :func:`pika_tasks.images.resolve_image_url`.
+                :func:`pika_tasks.images.deliver_image_url`.
         """
         return ImageToVideoInput(
             image_url=image_url,

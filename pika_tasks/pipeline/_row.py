@@ -35,7 +35,7 @@ from pika_tasks.errors import (
     SubmitOutcomeUnknownError,
     is_transient,
 )
-from pika_tasks.images import resolve_image_url
+from pika_tasks.images import deliver_image_url
 from pika_tasks.models import (
     DownloadedFile,
     ImageToVideoInput,
@@ -148,7 +148,7 @@ async def _submit(plan: RowPlan, ctx: RowContext) -> RowRecord:
         flow_run_id=ctx.run_id,
     )
     # The bytes read when the row was planned are the bytes sent: one read per image.
-    image_url = await resolve_image_url(
+    image_url = await deliver_image_url(
         plan.check, storage_options=ctx.image_storage_options, upload=ctx.steps.upload
     )
     await _save(ctx, intent)

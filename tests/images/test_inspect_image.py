@@ -14,13 +14,13 @@ from typing import Any
 import fsspec
 import pytest
 
-from pika_tasks import images
 from pika_tasks.errors import PikaError, is_transient
 from pika_tasks.images import (
     ImageCheck,
     ImageError,
     ImageLimits,
     ImageUnavailableError,
+    _fetch,
     check_image,
     inspect_image,
 )
@@ -274,13 +274,13 @@ async def test_every_redirect_hop_is_checked(
     )
     http_server.routes["/a.png"] = images_route(png)
     # Pretend 127.0.0.1 is public so the first hop goes through; localhost stays private.
-    real_check = images._check_public
+    real_check = _fetch._check_public
 
     async def check_public(url: str, host: str, port: int) -> None:
         if host != "127.0.0.1":
             await real_check(url, host, port)
 
-    monkeypatch.setattr(images, "_check_public", check_public)
+    monkeypatch.setattr(_fetch, "_check_public", check_public)
 
     with pytest.raises(ImageError, match="host 'localhost' resolves to"):
         await inspect_image(f"{http_server.url}/start")
@@ -416,7 +416,7 @@ def nothing_is_opened(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         opened.append(image)
         raise AssertionError(f"{image} was opened")
 
-    monkeypatch.setattr(images, "_read_store", read_store)
+    monkeypatch.setattr(_fetch, "_read_store", read_store)
     return opened
 
 
@@ -469,7 +469,7 @@ async def test_a_host_name_is_checked_by_every_address_it_resolves_to(
     async def resolve(host: str, port: int) -> list[str]:
         return {"files.internal": ["93.184.216.34", "10.9.8.7"]}[host]
 
-    monkeypatch.setattr(images, "_resolve_addresses", resolve)
+    monkeypatch.setattr(_fetch, "_resolve_addresses", resolve)
 
     with pytest.raises(ImageError, match=r"host 'files\.internal' resolves to 10\.9\.8\.7"):
         await inspect_image("sftp://files.internal/photos/a.png")
@@ -488,8 +488,8 @@ async def test_a_public_host_is_read(monkeypatch: pytest.MonkeyPatch, png: bytes
         opened.append(image)
         return png
 
-    monkeypatch.setattr(images, "_resolve_addresses", resolve)
-    monkeypatch.setattr(images, "_read_store", read_store)
+    monkeypatch.setattr(_fetch, "_resolve_addresses", resolve)
+    monkeypatch.setattr(_fetch, "_read_store", read_store)
 
     check = await inspect_image("ftp://anonymous@files.example.com:2121/a.png")
 
@@ -515,8 +515,8 @@ async def test_urls_that_name_no_host_are_not_checked(
     async def resolve(host: str, port: int) -> list[str]:
         raise AssertionError(f"{host} was resolved")
 
-    monkeypatch.setattr(images, "_resolve_addresses", resolve)
-    monkeypatch.setattr(images, "_read_store", lambda image, options, max_bytes: png)
+    monkeypatch.setattr(_fetch, "_resolve_addresses", resolve)
+    monkeypatch.setattr(_fetch, "_read_store", lambda image, options, max_bytes: png)
 
     assert (await inspect_image(image)).format == "PNG"
 

@@ -19,8 +19,7 @@ import fsspec
 import pytest
 from pydantic import ValidationError
 
-from pika_tasks import images
-from pika_tasks.images import ImageError, ImageLimits, inspect_image
+from pika_tasks.images import ImageError, ImageLimits, _fetch, inspect_image
 
 LOOPBACK_OK = ImageLimits(allow_private_addresses=True)
 
@@ -109,13 +108,13 @@ async def test_images_outside_the_folder_are_refused(
     # Without the option, the same image is a good one.
     assert (await inspect_image(image)).size_bytes == len(png)
     opened: list[str] = []
-    real_read = images._read_store
+    real_read = _fetch._read_store
 
     def read_store(image: str, options: dict[str, Any], max_bytes: int) -> bytes:
         opened.append(image)
         return real_read(image, options, max_bytes)
 
-    monkeypatch.setattr(images, "_read_store", read_store)
+    monkeypatch.setattr(_fetch, "_read_store", read_store)
 
     with pytest.raises(ImageError) as caught:
         await inspect_image(image, limits=ImageLimits(local_root=str(folders.root)))
@@ -207,7 +206,7 @@ async def test_images_that_are_not_local_files_are_not_confined(
 
 def test_the_folder_check_follows_what_fsspec_opens(folders: Folders) -> None:
     """The paths checked are fsspec's own split of the chain, local links only."""
-    chain = images._links(f"zip://a.png::file://{folders.root}/../outside/images.zip", {})
+    chain = _fetch._links(f"zip://a.png::file://{folders.root}/../outside/images.zip", {})
 
     assert [protocol for _, protocol in chain] == ["zip", "file"]
     assert os.path.realpath(chain[1][0]) == str(folders.base / "outside" / "images.zip")

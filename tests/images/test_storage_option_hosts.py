@@ -15,8 +15,7 @@ from typing import Any
 import fsspec
 import pytest
 
-from pika_tasks import images
-from pika_tasks.images import ImageError, ImageLimits, inspect_image
+from pika_tasks.images import ImageError, ImageLimits, _fetch, inspect_image
 
 ALLOWED = ImageLimits(allow_private_addresses=True)
 IMAGE = "s3://pika-photos/in/a.png"
@@ -175,7 +174,7 @@ def reads(monkeypatch: pytest.MonkeyPatch, png: bytes) -> list[str]:
         opened.append(image)
         return png
 
-    monkeypatch.setattr(images, "_read_store", read_store)
+    monkeypatch.setattr(_fetch, "_read_store", read_store)
     return opened
 
 
@@ -189,7 +188,7 @@ async def test_a_host_name_is_checked_by_every_address_it_resolves_to(
         resolved.append((host, port))
         return answers[host]
 
-    monkeypatch.setattr(images, "_resolve_addresses", resolve)
+    monkeypatch.setattr(_fetch, "_resolve_addresses", resolve)
 
     with pytest.raises(ImageError, match=r"'endpoint_url': host 'minio\.internal' resolves to 10"):
         await inspect_image(IMAGE, storage_options={"endpoint_url": "http://minio.internal:9000"})
@@ -207,7 +206,7 @@ async def test_credentials_are_never_read_as_hosts(
     async def resolve(host: str, port: int) -> list[str]:
         raise AssertionError(f"{host} was resolved")
 
-    monkeypatch.setattr(images, "_resolve_addresses", resolve)
+    monkeypatch.setattr(_fetch, "_resolve_addresses", resolve)
     options = {
         "endpoint_url": "http://93.184.216.34:9000",
         "key": "http://127.0.0.1/",

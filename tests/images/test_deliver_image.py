@@ -1,4 +1,4 @@
-"""resolve_image_url: pass http through, sign store objects, inline or upload the rest."""
+"""deliver_image_url: pass http through, sign store objects, inline or upload the rest."""
 
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ from pika_tasks.images import (
     ImageError,
     ImageLimits,
     ImageSource,
+    deliver_image,
+    deliver_image_url,
     inspect_image,
-    resolve_image,
-    resolve_image_url,
 )
 
 # The S3 server is on 127.0.0.1, named by the options' endpoint_url.
@@ -58,10 +58,10 @@ async def test_http_urls_pass_through_unchanged() -> None:
     )
     uploader = FakeUploader()
 
-    resolved = await resolve_image(check, upload=uploader)
+    delivered = await deliver_image(check, upload=uploader)
 
-    assert (resolved.url, resolved.source) == (url, ImageSource.HTTP)
-    assert await resolve_image_url(check, upload=uploader) == url
+    assert (delivered.url, delivered.source) == (url, ImageSource.HTTP)
+    assert await deliver_image_url(check, upload=uploader) == url
     assert uploader.calls == []
 
 
@@ -76,19 +76,19 @@ async def test_s3_object_becomes_a_presigned_url_fetchable_over_http(
     )
     uploader = FakeUploader()
 
-    resolved = await resolve_image(
+    delivered = await deliver_image(
         check, storage_options=options, upload=uploader, sign_expires_seconds=600
     )
 
-    assert resolved.source is ImageSource.SIGNED_URL
-    assert resolved.url.startswith(options["endpoint_url"])
-    query = parse_qs(urlsplit(resolved.url).query)
+    assert delivered.source is ImageSource.SIGNED_URL
+    assert delivered.url.startswith(options["endpoint_url"])
+    query = parse_qs(urlsplit(delivered.url).query)
     if "X-Amz-Expires" in query:  # SigV4: a lifetime
         assert query["X-Amz-Expires"] == ["600"]
     else:  # SigV2: an expiry time
         assert abs(int(query["Expires"][0]) - (time.time() + 600)) < 60
     async with httpx.AsyncClient() as client:
-        response = await client.get(resolved.url)
+        response = await client.get(delivered.url)
     assert response.status_code == 200
     assert response.content == png
     assert uploader.calls == []
@@ -102,10 +102,10 @@ async def test_s3_object_without_signing_is_sent_inline(
         handle.write(png)
     check = await inspect_image(f"{bucket}/a.png", storage_options=options, limits=S3_ON_LOOPBACK)
 
-    resolved = await resolve_image(check, storage_options=options, sign_urls=False)
+    delivered = await deliver_image(check, storage_options=options, sign_urls=False)
 
-    assert resolved.source is ImageSource.DATA_URI
-    assert _decode_data_uri(resolved.url) == ("image/png", png)
+    assert delivered.source is ImageSource.DATA_URI
+    assert _decode_data_uri(delivered.url) == ("image/png", png)
 
 
 async def test_small_local_image_becomes_a_data_uri(tmp_path: Path, jpeg: bytes) -> None:
@@ -114,7 +114,7 @@ async def test_small_local_image_becomes_a_data_uri(tmp_path: Path, jpeg: bytes)
     check = await inspect_image(str(path))
     uploader = FakeUploader()
 
-    url = await resolve_image_url(check, upload=uploader)
+    url = await deliver_image_url(check, upload=uploader)
 
     assert _decode_data_uri(url) == ("image/jpeg", jpeg)
     assert uploader.calls == []
@@ -125,10 +125,10 @@ async def test_memory_image_becomes_a_data_uri(png: bytes) -> None:
         handle.write(png)
     check = await inspect_image("memory://resolve/a.png")
 
-    resolved = await resolve_image(check)
+    delivered = await deliver_image(check)
 
-    assert resolved.source is ImageSource.DATA_URI
-    assert _decode_data_uri(resolved.url)[1] == png
+    assert delivered.source is ImageSource.DATA_URI
+    assert _decode_data_uri(delivered.url)[1] == png
 
 
 async def test_large_local_image_is_uploaded(
@@ -140,10 +140,10 @@ async def test_large_local_image_is_uploaded(
     check = await inspect_image(str(path))
     uploader = FakeUploader()
 
-    resolved = await resolve_image(check, upload=uploader, data_uri_max_bytes=len(data) - 1)
+    delivered = await deliver_image(check, upload=uploader, data_uri_max_bytes=len(data) - 1)
 
     assert uploader.calls == [(data, "image/png", "Big-Frame.png")]
-    assert (resolved.url, resolved.source) == (
+    assert (delivered.url, delivered.source) == (
         "https://storage.example/1/Big-Frame.png",
         ImageSource.UPLOAD,
     )
@@ -154,9 +154,9 @@ async def test_data_uri_threshold_is_inclusive(tmp_path: Path, png: bytes) -> No
     path.write_bytes(png)
     check = await inspect_image(str(path))
 
-    resolved = await resolve_image(check, data_uri_max_bytes=len(png))
+    delivered = await deliver_image(check, data_uri_max_bytes=len(png))
 
-    assert resolved.source is ImageSource.DATA_URI
+    assert delivered.source is ImageSource.DATA_URI
 
 
 async def test_large_image_without_an_uploader_is_an_error(tmp_path: Path, png: bytes) -> None:
@@ -165,7 +165,7 @@ async def test_large_image_without_an_uploader_is_an_error(tmp_path: Path, png: 
     check = await inspect_image(str(path))
 
     with pytest.raises(ImageError, match="more than the 10 bytes sent inline, and no uploader"):
-        await resolve_image_url(check, data_uri_max_bytes=10)
+        await deliver_image_url(check, data_uri_max_bytes=10)
 
 
 async def test_image_changed_since_inspection_is_refused(
@@ -177,7 +177,7 @@ async def test_image_changed_since_inspection_is_refused(
     path.write_bytes(png[:-4] + b"\x00\x00\x00\x00")
 
     with pytest.raises(ImageError, match="changed since it was inspected"):
-        await resolve_image_url(check)
+        await deliver_image_url(check)
 
 
 async def test_kept_bytes_are_used_once_then_released(tmp_path: Path, png: bytes) -> None:
@@ -186,7 +186,7 @@ async def test_kept_bytes_are_used_once_then_released(tmp_path: Path, png: bytes
     check = await inspect_image(str(path), keep_data=True)
     path.unlink()  # proves the kept bytes are used, not a second read
 
-    url = await resolve_image_url(check)
+    url = await deliver_image_url(check)
 
     assert _decode_data_uri(url)[1] == png
     assert check._data is None
@@ -197,18 +197,18 @@ async def test_check_that_crossed_a_process_boundary_re_reads(tmp_path: Path, pn
     path.write_bytes(png)
     check = pickle.loads(pickle.dumps(await inspect_image(str(path), keep_data=True)))
 
-    url = await resolve_image_url(check)
+    url = await deliver_image_url(check)
 
     assert _decode_data_uri(url)[1] == png
 
 
-async def test_resolved_image_repr_is_short(png: bytes) -> None:
+async def test_delivered_image_repr_is_short(png: bytes) -> None:
     with fsspec.open("memory://resolve/repr.png", "wb") as handle:
         handle.write(png)
-    resolved = await resolve_image(await inspect_image("memory://resolve/repr.png"))
+    delivered = await deliver_image(await inspect_image("memory://resolve/repr.png"))
 
-    assert len(repr(resolved)) < 130
-    assert "data_uri" in repr(resolved)
+    assert len(repr(delivered)) < 130
+    assert "data_uri" in repr(delivered)
 
 
 def test_image_error_pickles() -> None:
@@ -232,9 +232,9 @@ async def test_store_that_fails_to_sign_sends_the_bytes(
 
     monkeypatch.setattr(type(fsspec.filesystem("memory")), "sign", refuse)
 
-    resolved = await resolve_image(check)
+    delivered = await deliver_image(check)
 
-    assert resolved.source is ImageSource.DATA_URI
+    assert delivered.source is ImageSource.DATA_URI
     assert "cannot sign a URL for memory://resolve/nosign.png (no service account)" in caplog.text
 
 
@@ -245,4 +245,4 @@ async def test_image_that_grew_since_inspection_is_refused(tmp_path: Path, png: 
     path.write_bytes(png + b"more")
 
     with pytest.raises(ImageError, match=r"changed since it was inspected \(it grew\)"):
-        await resolve_image_url(check)
+        await deliver_image_url(check)
