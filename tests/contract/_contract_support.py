@@ -9,6 +9,7 @@ the client returned and at what reached the emulator.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import queue
@@ -134,16 +135,19 @@ def install_fal_js() -> None:
     lock = json.loads((HERE / "package-lock.json").read_text())
     wanted = lock["packages"]["node_modules/@fal-ai/client"]["version"]
     installed = HERE / "node_modules" / "@fal-ai" / "client" / "package.json"
-    if installed.exists() and json.loads(installed.read_text())["version"] == wanted:
-        return
-    npm = shutil.which("npm")
-    assert npm is not None, "node is installed but npm is not: cannot install @fal-ai/client"
-    subprocess.run(
-        [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-        cwd=HERE,
-        check=True,
-        timeout=600,
-    )
+    # Test processes running side by side (pytest -n) install one at a time.
+    with open(HERE / ".npm-install.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        if installed.exists() and json.loads(installed.read_text())["version"] == wanted:
+            return
+        npm = shutil.which("npm")
+        assert npm is not None, "node is installed but npm is not: cannot install @fal-ai/client"
+        subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=HERE,
+            check=True,
+            timeout=600,
+        )
 
 
 # What the clients' sources say they retry (fal-ai/fal projects/fal_client
