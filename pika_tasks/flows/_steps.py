@@ -10,6 +10,10 @@ run's whole life, to link a later task's inputs to it; at 20,000 rows that is
 most of a flow process's memory.  A row's results are only ever passed between
 its own three tasks, so :meth:`TaskSteps.release` forgets them once the row has
 finished, and memory stays flat however many rows a run has.
+
+A :class:`~pika_tasks.progress.RowWatcher` (the run's progress tracker) is told
+where each row is at fal: queued once its submit is answered, each status the
+wait task sees, downloading once fal is done with it.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from collections import defaultdict
 from collections.abc import Coroutine
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, ParamSpec, TypeVar
 
 from prefect.context import FlowRunContext
@@ -34,6 +39,7 @@ from pika_tasks.models import (
     QueueStatus,
     RequestHandle,
 )
+from pika_tasks.progress import RowWatcher
 from pika_tasks.settings import PikaSettings
 from pika_tasks.tasks import fetch_video, submit_image_to_video, wait_for_completion
 
@@ -63,6 +69,7 @@ class TaskSteps:
         storage_options: fsspec options for the videos' destination.
         task_retries: retries of each task (default: the tasks' own).
         task_tags: tags for the task runs (default: none).
+        watcher: told where each row is at fal (default: nobody).
     """
 
     client: PikaClient
@@ -73,6 +80,7 @@ class TaskSteps:
     storage_options: dict[str, Any] = field(default_factory=dict)
     task_retries: int | None = None
     task_tags: list[str] = field(default_factory=list)
+    watcher: RowWatcher | None = None
     _results: dict[str, list[object]] = field(default_factory=lambda: defaultdict(list))
     _submit: Task[..., Coroutine[Any, Any, RequestHandle]] = field(init=False)
     _wait: Task[..., Coroutine[Any, Any, QueueStatus]] = field(init=False)
@@ -109,10 +117,13 @@ class TaskSteps:
             label=label,
             client=self.client,
         )
+        if self.watcher is not None:
+            self.watcher.queued(label, handle.queue_position)
         return self._keep(label, handle)
 
     async def wait(self, handle: RequestHandle, label: str) -> QueueStatus:
         """The wait task; it asks for the result the moment the job completes."""
+        watcher = self.watcher
         status = await self._wait(
             handle,
             timeout=self.wait_timeout,
@@ -121,7 +132,10 @@ class TaskSteps:
             label=label,
             client=self.client,
             prefetch_result=True,
+            on_status=None if watcher is None else partial(watcher.status, label),
         )
+        if watcher is not None:
+            watcher.downloading(label)
         return self._keep(label, status)
 
     async def result(self, handle: RequestHandle) -> ImageToVideoOutput:

@@ -138,8 +138,9 @@ async def image_to_video_batch(
             ``limits.concurrency_limit`` already bounds the rows, and a tagged task
             run asks the Prefect API for slots before it starts.
         on_progress: called with a :class:`~pika_tasks.progress.BatchProgress`
-            at the start, once the rows are counted, and whenever a row finishes
-            (in-process runs only).
+            at the start, once the rows are counted, whenever a row moves in
+            fal's queue (queued, running, downloading) and whenever a row
+            finishes (in-process runs only).
         image_root: confine local images to this folder: a row whose local image
             is elsewhere (after resolving ``..`` and symbolic links; paths,
             ``file://`` and chained URLs alike) fails alone.  For manifests
@@ -224,11 +225,12 @@ async def _run(
     logger = get_run_logger()
     manifest = stream.source.url
     budget = Budget(limits.max_spend_usd)
-    tracker = ProgressTracker(None, on_progress, lambda: budget.spent_usd)
-    tracker.start()
     run_id, run_label = flow_run.get_id(), flow_run.get_name()
     await steps.slots.check(logger)
     bar = await ProgressBar.create(f"Rows of {manifest}", logger)
+    tracker = ProgressTracker(None, [bar.show, on_progress], lambda: budget.spent_usd)
+    steps.watcher = tracker  # rows at fal: queued, running, downloading
+    tracker.start()
     table = RowTable()
     sheet = SheetCollector(out.storage_options, logger=logger)
     ledger = VideoLedger(manifest)  # each video written: an asset materialization
@@ -280,7 +282,6 @@ async def _run(
             scan.invalid,
         )
         tracker.set_total(scan.rows)
-        await bar.set_total(scan.rows)
 
     name = report_name(flow_run.get_name())
     with ReportWriter(out.url, name, out.storage_options) as report:
@@ -303,7 +304,6 @@ async def _run(
                 manifest=manifest,
             )
             tracker.finished(outcome)
-            await bar.advance()
 
         await first_pass.list_output()
         if budget.limit_usd is not None:
