@@ -99,7 +99,8 @@ async def test_rows_emit_events_and_report_progress(
     assert last.spend_usd == 0.2
     counted = next(n for n, p in enumerate(seen) if p.total is not None)
     assert [p.total for p in seen] == [None] * counted + [2] * (len(seen) - counted)
-    assert len(seen) == 4 and {p.row.id for p in seen[1:] if p.row} == {"ok", "bad"}
+    # Each finished row is reported once; the other reports are rows moving at fal.
+    assert sorted(p.row.id for p in seen if p.row and p.row.id) == ["bad", "ok"]
 
     # The documented automation fires on the failure and only on it.
     from prefect.server.events.schemas.automations import EventTrigger
