@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -11,11 +12,15 @@ from pika_tasks.budget import total_usd
 from pika_tasks.cli._common import (
     EXIT_OK,
     JsonFlag,
+    console,
     fail_usage,
     json_option,
     stdout,
 )
 from pika_tasks.errors import PikaError
+
+if TYPE_CHECKING:
+    from pika_tasks.pipeline import RunReport
 
 EXAMPLES = """\
 [bold]Examples[/bold]
@@ -28,6 +33,9 @@ EXAMPLES = """\
 
   For scripts:
   [cyan]pika-tasks report s3://bucket/out --json | jq '.runs[-1].failed'[/cyan]
+
+  A picture of the latest run's videos (first, middle and last frames):
+  [cyan]pika-tasks report out/example --contact-sheet sheet.jpg[/cyan]
 
   Exit codes: 0 reports read, 2 no report there or one is unreadable.
 """
@@ -44,6 +52,16 @@ def report(
     storage_options: Annotated[
         str | None,
         typer.Option(help="fsspec storage options for OUTPUT, as JSON.", rich_help_panel="Storage"),
+    ] = None,
+    contact_sheet: Annotated[
+        Path | None,
+        typer.Option(
+            "--contact-sheet",
+            help="Also write a contact sheet of the latest run's videos to this JPEG file: "
+            "first, middle and last frame of the first 12 videos by row number (what the "
+            "run's summary artifact shows).",
+            dir_okay=False,
+        ),
     ] = None,
 ) -> None:
     """Show what the runs into OUTPUT did, from the reports under OUTPUT/_runs/.
@@ -63,6 +81,8 @@ def report(
         fail_usage(f"cannot read the run reports under {output}: {error!r}")
     if not reports:
         fail_usage(f"no run reports under {output}/_runs/: has a run written there yet?")
+    if contact_sheet is not None:
+        _write_contact_sheet(reports[-1], output, options, contact_sheet)
     if json_output:
         runs = [item.model_dump(mode="json") for item in reports]
         total = total_usd(item.spend_usd for item in reports)
@@ -75,3 +95,40 @@ def report(
     for item in reports:
         print_failures(stdout, item, max_failures)
     raise typer.Exit(EXIT_OK)
+
+
+def _write_contact_sheet(
+    run: RunReport, output: str, options: dict[str, Any] | None, path: Path
+) -> None:
+    """Write the run's contact sheet to ``path``, from its report and the videos in ``output``."""
+    from rich.markup import escape
+
+    from pika_tasks.contact_sheet import (
+        SHEET_ROWS,
+        contact_sheet,
+        poster_frames_at,
+        sheet_label,
+    )
+    from pika_tasks.storage import join
+
+    # The report's rows are in row order: the same videos the run's summary showed.
+    written = [row for row in run.rows if row.status == "succeeded" and row.id][:SHEET_ROWS]
+    if not written:
+        fail_usage(f"the run {run.name} wrote no video: no contact sheet to make")
+    lines = []
+    for row in written:
+        url = row.output or join(output, f"{row.id}.mp4")
+        try:
+            lines.append(poster_frames_at(url, sheet_label(row.row_number, row.id), options))
+        except (OSError, ValueError) as error:
+            console.print(
+                f"[yellow]row {row.row_number} left off the contact sheet:[/] {escape(str(error))}"
+            )
+    if not lines:
+        fail_usage(f"none of the videos of the run {run.name} could be read under {output}")
+    jpeg = contact_sheet(lines)
+    try:
+        path.write_bytes(jpeg)
+    except OSError as error:
+        fail_usage(f"cannot write the contact sheet to {path}: {error}")
+    console.print(f"Contact sheet of {len(lines)} videos: {path} ({len(jpeg):,} bytes)")
