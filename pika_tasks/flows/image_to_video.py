@@ -39,6 +39,7 @@ from pika_tasks.flows._runs import flow_run_is_over
 from pika_tasks.flows._steps import TaskSteps
 from pika_tasks.flows.cancellation import cancel_remote_requests
 from pika_tasks.images import ImageLimits
+from pika_tasks.keys import artifact_key
 from pika_tasks.manifest import ManifestError, ManifestRow, RowDefaults, RowError, iter_manifest
 from pika_tasks.pipeline import (
     BatchLimits,
@@ -227,7 +228,9 @@ async def _run(
     budget = Budget(limits.max_spend_usd)
     run_id, run_label = flow_run.get_id(), flow_run.get_name()
     await steps.slots.check(logger)
-    bar = await ProgressBar.create(f"Rows of {manifest}", logger)
+    bar = await ProgressBar.create(
+        f"Rows of {manifest}", logger, key=artifact_key("progress", out.url)
+    )
     tracker = ProgressTracker(None, [bar.show, on_progress], lambda: budget.spent_usd)
     steps.watcher = tracker  # rows at fal: queued, running, downloading
     tracker.start()
