@@ -9,11 +9,12 @@ is worth retrying and *how long* fal asked us to wait:
   backoff when the answer carried one.  A ``Retry-After`` longer than
   :data:`MAX_RETRY_AFTER` is not slept through: the error goes up with its
   ``retry_after`` so the caller (e.g. a Prefect task retry) can reschedule.
-- :func:`retrying_caller` scales the backoff to the client's settings: the
-  first wait is ``poll_interval`` (plus up to as much jitter), doubling up to
-  ``max_poll_interval``, for at most ``max_retries`` retries.  It logs each
-  retry as it is decided, and the last failure of a call that had no attempt
-  left as giving up, never as a retry that will not come.
+- :func:`retrying_caller` runs a call under a
+  :class:`~pika_tasks.retry_policy.RetryPolicy` (the numbers, stated and
+  tested there): the first wait is ``retry_initial_delay`` (plus up to as much
+  jitter), doubling up to ``retry_max_delay``, for at most ``max_retries``
+  retries.  It logs each retry as it is decided, and the last failure of a
+  call that had no attempt left as giving up, never as a retry that will not come.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import ParamSpec, TypeVar
 import stamina
 
 from pika_tasks.errors import is_transient
+from pika_tasks.retry_policy import MAX_RETRY_AFTER, RetryPolicy
 from pika_tasks.settings import PikaSettings
 
 logger = logging.getLogger("pika_tasks.client")
@@ -32,11 +34,8 @@ logger = logging.getLogger("pika_tasks.client")
 P = ParamSpec("P")
 T = TypeVar("T")
 
-MAX_RETRY_AFTER = 60.0
-"""The longest ``Retry-After`` (seconds) the client waits out by itself."""
 
-
-def backoff_hook(error: Exception) -> bool | float:
+def backoff_hook(error: Exception, max_retry_after: float = MAX_RETRY_AFTER) -> bool | float:
     """stamina's ``on=`` decision: False to give up, True or a delay in seconds to retry.
 
     Decides only; :class:`RetryingCaller` logs what is done, since only it
@@ -47,7 +46,7 @@ def backoff_hook(error: Exception) -> bool | float:
     retry_after: float | None = getattr(error, "retry_after", None)
     if retry_after is None:
         return True
-    if retry_after > MAX_RETRY_AFTER:
+    if retry_after > max_retry_after:
         return False
     return float(retry_after)
 
@@ -60,13 +59,14 @@ class _CallDecisions:
     behind our back, the last failure may still be logged as a retry.)
     """
 
-    def __init__(self, attempts: int) -> None:
+    def __init__(self, attempts: int, max_retry_after: float) -> None:
         self.attempts = attempts
+        self.max_retry_after = max_retry_after
         self.failures = 0
 
     def __call__(self, error: Exception) -> bool | float:
         self.failures += 1
-        decision = backoff_hook(error)
+        decision = backoff_hook(error, self.max_retry_after)
         if decision is False:
             return False
         if self.failures >= self.attempts:
@@ -89,30 +89,32 @@ def _attempts(count: int) -> str:
 
 
 class RetryingCaller:
-    """Calls an async callable, retrying its transient failures as the settings say.
+    """Calls an async callable, retrying its transient failures as the policy says.
 
     ``await caller(fn, *args, **kwargs)`` returns what ``fn`` returns, or raises
     its last error.  Each call counts its own attempts, so one caller serves
     many concurrent calls.
     """
 
-    def __init__(self, settings: PikaSettings) -> None:
-        self.attempts = settings.max_retries + 1
+    def __init__(self, policy: RetryPolicy) -> None:
+        self.policy = policy
+        self.attempts = policy.attempts
         self._stamina = stamina.AsyncRetryingCaller(
-            attempts=self.attempts,
+            attempts=policy.attempts,
             timeout=None,
-            wait_initial=settings.poll_interval,
-            wait_max=settings.max_poll_interval,
-            wait_jitter=settings.poll_interval,
+            wait_initial=policy.initial_delay,
+            wait_max=policy.max_delay,
+            wait_jitter=policy.jitter,
+            wait_exp_base=2,
         )
 
     async def __call__(
         self, callable_: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs
     ) -> T:
-        decisions = _CallDecisions(self.attempts)
+        decisions = _CallDecisions(self.attempts, self.policy.max_retry_after)
         return await self._stamina(decisions, callable_, *args, **kwargs)
 
 
 def retrying_caller(settings: PikaSettings) -> RetryingCaller:
     """An async caller that retries transient failures as ``settings`` say."""
-    return RetryingCaller(settings)
+    return RetryingCaller(RetryPolicy.from_settings(settings))

@@ -24,7 +24,8 @@ configured queue and storage hosts, never to a CDN.
 Retries: ``status``, ``result``, ``cancel``, ``download`` and both steps of
 ``upload`` are idempotent (reads, a PUT, or a POST that only creates an upload
 URL), so their transient failures are retried with stamina's jittered
-exponential backoff, honouring ``Retry-After``, at most ``max_retries`` times:
+exponential backoff, honouring ``Retry-After``, at most ``max_retries`` times
+(the one layer of retries: the numbers are in :mod:`pika_tasks.retry_policy`):
 429, fal's infrastructure errors (``runner_*``, ``internal_error``, timeouts
 that are not the caller's own), bare gateway pages, connect and read errors.
 Never retried: a 504 whose ``X-Fal-Request-Timeout-Type`` is ``user`` (the
@@ -328,8 +329,11 @@ class PikaClient:
             pydantic.ValidationError: invalid input; nothing was sent.
             SubmitOutcomeUnknownError: the request went out but its answer was lost.
             FalValidationError: fal refused the input (422).
-            AuthenticationError, RateLimitError, ServerError, TransportError:
-                as their names say (the last two after retries).
+            AuthenticationError: fal refused the key (401/403).
+            RateLimitError: fal's queue is full (429), after the client's retries.
+            ServerError: fal's infrastructure failed (5xx) and said the job was not
+                queued, after the client's retries.
+            TransportError: the connection could not be made, after the client's retries.
         """
         payload = self._payload(arguments, validate)
         url = f"{self._settings.queue_url.rstrip('/')}/{self._settings.endpoint_id.strip('/')}"

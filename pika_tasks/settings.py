@@ -53,7 +53,10 @@ class PikaSettings(BaseSettings):
         description="Base URL of fal's file storage, used to upload large images.",
     )
     poll_interval: float = Field(
-        default=0.5, gt=0, description="First delay between status polls, in seconds."
+        default=0.5,
+        gt=0,
+        description="First delay between status polls, in seconds (polling only: retries "
+        "have their own delays).",
     )
     max_poll_interval: float = Field(
         default=5.0, gt=0, description="Longest delay between status polls, in seconds."
@@ -78,7 +81,21 @@ class PikaSettings(BaseSettings):
     max_retries: int = Field(
         default=5,
         ge=0,
-        description="Retries of a transient failure on a call that is safe to repeat.",
+        description="Retries of a transient failure on a call that is safe to repeat "
+        "(PIKA_MAX_RETRIES); see pika_tasks.retry_policy.",
+    )
+    retry_initial_delay: float = Field(
+        default=0.5,
+        gt=0,
+        description="First wait before a retry, in seconds, doubling per retry, plus up "
+        "to as much jitter (PIKA_RETRY_INITIAL_DELAY).  Until 0.1.0 retries waited "
+        "poll_interval.",
+    )
+    retry_max_delay: float = Field(
+        default=5.0,
+        gt=0,
+        description="Longest wait before a retry when fal sent no Retry-After, in seconds "
+        "(PIKA_RETRY_MAX_DELAY).  Until 0.1.0 retries waited at most max_poll_interval.",
     )
     start_timeout: float | None = Field(
         default=None,

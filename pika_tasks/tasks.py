@@ -1,9 +1,14 @@
 """The three Prefect tasks of a fal queue job: submit, wait for completion, fetch.
 
 Each task is a thin wrapper over :class:`~pika_tasks.client.PikaClient` that
-adds what Prefect is for: retries of transient failures only, tags that tag
-and global concurrency limits can bound, readable run names and logs in the
-run's logger.  All three are async and can be called from sync flows too.
+adds what Prefect is for: tags that tag and global concurrency limits can
+bound, readable run names and logs in the run's logger.  All three are async
+and can be called from sync flows too.
+
+Retries: the client retries transient failures itself; the tasks do not
+retry on top of it (``retries=0``, see :mod:`pika_tasks.retry_policy`).  A
+task given retries (``task.with_options(retries=N)``) retries only what
+:func:`~pika_tasks.errors.is_transient` accepts.
 
 Example:
     Compose them in your own flow (here against the bundled emulator, see
@@ -44,6 +49,7 @@ from pika_tasks.models import (
     RequestOptions,
 )
 from pika_tasks.pipeline import copy_video
+from pika_tasks.retry_policy import TASK_RETRIES
 from pika_tasks.settings import PikaSettings
 
 #: Tags on every task, so ``prefect concurrency-limit create fal N`` bounds them all.
@@ -98,8 +104,9 @@ def _run_name(verb: str) -> Callable[..., str]:
     return name
 
 
-_RETRY_DEFAULTS: dict[str, Any] = {
-    "retries": 3,
+_TASK_DEFAULTS: dict[str, Any] = {
+    # One layer of retries, in the client; these apply when a user opts in to more.
+    "retries": TASK_RETRIES,
     "retry_delay_seconds": exponential_backoff(backoff_factor=2),
     "retry_jitter_factor": 0.5,
     "retry_condition_fn": retry_on_transient,
@@ -108,7 +115,7 @@ _RETRY_DEFAULTS: dict[str, Any] = {
 }
 
 
-@task(name="submit-image-to-video", task_run_name=_run_name("submit"), **_RETRY_DEFAULTS)
+@task(name="submit-image-to-video", task_run_name=_run_name("submit"), **_TASK_DEFAULTS)
 async def submit_image_to_video(
     arguments: ImageToVideoInput | Mapping[str, Any],
     *,
@@ -145,8 +152,8 @@ async def submit_image_to_video(
         if isinstance(arguments, ImageToVideoInput)
         else ImageToVideoInput.model_validate(dict(arguments))
     )
-    async with _client_for(client, credentials, settings) as fal:
-        handle = await fal.submit(payload, options=options)
+    async with _client_for(client, credentials, settings) as pika:
+        handle = await pika.submit(payload, options=options)
     # At DEBUG: the wait task's line names the request, and every line is an API write.
     get_run_logger().debug(
         "%s: queued as %s (position %s)", label, handle.request_id, handle.queue_position
@@ -162,7 +169,7 @@ def _describe_status(status: QueueStatus) -> str:
     return "failed" if status.failed else "completed"
 
 
-@task(name="wait-for-completion", task_run_name=_run_name("wait"), **_RETRY_DEFAULTS)
+@task(name="wait-for-completion", task_run_name=_run_name("wait"), **_TASK_DEFAULTS)
 async def wait_for_completion(
     handle: RequestHandle,
     *,
@@ -230,16 +237,16 @@ async def wait_for_completion(
         runner.extend(str(entry.get("message", entry)) for entry in logs[seen_logs:])
         seen_logs = max(seen_logs, len(logs))
 
-    async with _client_for(client, credentials, settings) as fal:
+    async with _client_for(client, credentials, settings) as pika:
         try:
-            final = await fal.wait(
+            final = await pika.wait(
                 handle, timeout=timeout, on_status=report, prefetch_result=prefetch_result
             )
         except (WaitTimeoutError, asyncio.CancelledError):
             if cancel_on_timeout:
                 # Shielded: the cancel must go out even while this task is being cancelled.
                 with contextlib.suppress(Exception):
-                    answer = await asyncio.shield(fal.cancel(handle))
+                    answer = await asyncio.shield(pika.cancel(handle))
                     logger.warning("%s: gave up waiting; cancel: %s", name, answer.status)
             raise
         except BaseException:
@@ -264,7 +271,7 @@ def _joined(lines: list[str], limit: int = 4000) -> str:
     return text if len(text) <= limit else "…" + text[-(limit - 1) :]
 
 
-@task(name="fetch-video", task_run_name=_run_name("fetch"), **_RETRY_DEFAULTS)
+@task(name="fetch-video", task_run_name=_run_name("fetch"), **_TASK_DEFAULTS)
 async def fetch_video(
     handle: RequestHandle,
     destination: str,
@@ -302,9 +309,9 @@ async def fetch_video(
     Example:
         >>> video = await fetch_video(handle, "s3://bucket/videos/a.mp4")  # doctest: +SKIP
     """
-    async with _client_for(client, credentials, settings) as fal:
+    async with _client_for(client, credentials, settings) as pika:
         video = await copy_video(
-            fal, handle, destination, storage_options=storage_options, output=output
+            pika, handle, destination, storage_options=storage_options, output=output
         )
     # At DEBUG: the task run's state, the row's record and its event all say it; a log
     # line per video would be one more API write per row.

@@ -42,6 +42,8 @@ def quick_settings(url: str, **overrides: Any) -> PikaSettings:
         "poll_interval": 0.02,
         "max_poll_interval": 0.1,
         "max_retries": 3,
+        "retry_initial_delay": 0.02,
+        "retry_max_delay": 0.1,
         "connect_timeout": 2.0,
         "read_timeout": 5.0,
         "wait_timeout": 30.0,

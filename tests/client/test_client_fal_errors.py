@@ -78,7 +78,7 @@ def done(shared: tuple[EmulatorServer, dict[str, str]]) -> RequestHandle:
 
 @pytest.fixture
 def client(emu: EmulatorServer, make_client: Callable[..., PikaClient]) -> PikaClient:
-    return make_client(emu.url, max_retries=2, poll_interval=0.01, max_poll_interval=0.02)
+    return make_client(emu.url, max_retries=2, retry_initial_delay=0.01, retry_max_delay=0.02)
 
 
 def hits(emu: EmulatorServer, route: str) -> int:

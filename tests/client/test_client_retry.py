@@ -16,7 +16,7 @@ import pytest
 from _client_support import expect, quick_settings
 
 from pika_tasks._responses import error_for, parse_retry_after
-from pika_tasks._retry import MAX_RETRY_AFTER, backoff_hook, retrying_caller
+from pika_tasks._retry import backoff_hook, retrying_caller
 from pika_tasks.client import PikaClient
 from pika_tasks.errors import (
     FalValidationError,
@@ -26,6 +26,7 @@ from pika_tasks.errors import (
     is_transient,
 )
 from pika_tasks.models import RequestHandle
+from pika_tasks.retry_policy import MAX_RETRY_AFTER
 from pika_tasks.settings import PikaSettings
 
 BASE = "https://queue.test"
@@ -61,7 +62,7 @@ async def test_retry_after_is_honoured(make_client: Callable[..., PikaClient]) -
     client, seen = scripted(make_client, [busy, busy, httpx.Response(202, json=IN_QUEUE)])
     started = time.monotonic()
     status = await client.status(HANDLE)
-    # Without Retry-After the backoff would be about poll_interval (0.02 s) per retry.
+    # Without Retry-After the backoff would be about retry_initial_delay (0.02 s) per retry.
     assert time.monotonic() - started >= 0.5
     assert status.status == "IN_QUEUE" and status.queue_position == 2
     assert len(seen) == 3
@@ -154,7 +155,7 @@ def test_validation_message_names_the_fields() -> None:
 def quick(max_retries: int) -> PikaSettings:
     """Settings with backoff waits of milliseconds."""
     return quick_settings(
-        BASE, poll_interval=0.001, max_poll_interval=0.005, max_retries=max_retries
+        BASE, retry_initial_delay=0.001, retry_max_delay=0.005, max_retries=max_retries
     )
 
 
