@@ -21,6 +21,11 @@ from pika_tasks.settings import DEFAULT_QUEUE_URL, DEFAULT_STORAGE_URL, PikaSett
 if TYPE_CHECKING:
     from pika_tasks.client import PikaClient
 
+__all__ = [
+    "LOGO_URL",
+    "FalCredentials",
+]
+
 # The logo ships in the package (pika_tasks/assets/logo.png) and is published here.
 LOGO_URL = "https://raw.githubusercontent.com/pika-tasks/pika-tasks/main/pika_tasks/assets/logo.png"
 
@@ -72,7 +77,8 @@ async with fal_credentials.get_client() as client:
         return PikaSettings(**values)
 
     def get_client(self, **overrides: Any) -> PikaClient:
-        """An async :class: using these credentials."""
+        """A :class:`~pika_tasks.client.PikaClient` using these credentials (``overrides``
+        set other settings); use it as ``async with block.get_client() as client:``."""
         from pika_tasks.client import PikaClient
 
         return PikaClient(self.get_settings(**overrides))

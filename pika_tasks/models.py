@@ -23,6 +23,24 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+__all__ = [
+    "DURATIONS",
+    "RESOLUTIONS",
+    "CancelResponse",
+    "DownloadInfo",
+    "DownloadedFile",
+    "Duration",
+    "File",
+    "ImageToVideoInput",
+    "ImageToVideoOutput",
+    "Priority",
+    "QueueState",
+    "QueueStatus",
+    "RequestHandle",
+    "RequestOptions",
+    "Resolution",
+]
+
 Resolution = Literal["720p", "1080p"]
 Duration = Literal[5, 10]
 QueueState = Literal["IN_QUEUE", "IN_PROGRESS", "COMPLETED"]

@@ -33,6 +33,10 @@ from pika_tasks.models import DURATIONS, RESOLUTIONS, Duration, Resolution
 if TYPE_CHECKING:
     from pika_tasks.settings import PikaSettings
 
+__all__ = [
+    "PriceTable",
+]
+
 
 class PriceTable(BaseModel):
     """USD per video by resolution and duration.

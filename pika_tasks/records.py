@@ -39,6 +39,14 @@ from pydantic import BaseModel, Field
 from pika_tasks.models import File, RequestHandle
 from pika_tasks.storage import exists, filesystem, join, read_text, write_text_atomic
 
+__all__ = [
+    "OutputLocation",
+    "RecordState",
+    "RowRecord",
+    "fingerprint",
+    "utc_now",
+]
+
 RecordState = Literal["submitting", "submitted", "succeeded", "failed", "cancelled"]
 
 

@@ -6,10 +6,10 @@ in a ``.env`` file in the working directory, in that order of precedence.
 
 Example:
     >>> from pika_tasks.settings import PikaSettings
-    >>> settings = PikaSettings(fal_key="k", queue_url="http://127.0.0.1:8000")
+    >>> settings = PikaSettings(fal_key="s3cret-k3y", queue_url="http://127.0.0.1:8000")
     >>> settings.queue_url
     'http://127.0.0.1:8000'
-    >>> "k" in repr(settings)
+    >>> "s3cret-k3y" in repr(settings)
     False
 """
 
@@ -19,6 +19,13 @@ from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pika_tasks.errors import MissingKeyError
+
+__all__ = [
+    "DEFAULT_ENDPOINT_ID",
+    "DEFAULT_QUEUE_URL",
+    "DEFAULT_STORAGE_URL",
+    "PikaSettings",
+]
 
 DEFAULT_QUEUE_URL = "https://queue.fal.run"
 DEFAULT_ENDPOINT_ID = "fal-ai/pika/v2.2/image-to-video"

@@ -26,6 +26,24 @@ from typing import IO, Any
 
 from fsspec.core import url_to_fs
 
+__all__ = [
+    "TEMP_MARKER",
+    "AsyncSink",
+    "atomic_writer",
+    "atomic_writer_async",
+    "exists",
+    "filesystem",
+    "join",
+    "protocols_of",
+    "read_bytes",
+    "read_text",
+    "remove_files",
+    "stale_partials",
+    "temporary_name",
+    "write_bytes_atomic",
+    "write_text_atomic",
+]
+
 TEMP_MARKER = ".partial-"
 
 

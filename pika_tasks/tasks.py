@@ -52,6 +52,15 @@ from pika_tasks.pipeline import copy_video
 from pika_tasks.retry_policy import TASK_RETRIES
 from pika_tasks.settings import PikaSettings
 
+__all__ = [
+    "FAL_TAG",
+    "fetch_video",
+    "open_client",
+    "retry_on_transient",
+    "submit_image_to_video",
+    "wait_for_completion",
+]
+
 #: Tags on every task, so ``prefect concurrency-limit create fal N`` bounds them all.
 FAL_TAG = "fal"
 

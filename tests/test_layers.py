@@ -92,8 +92,7 @@ def test_the_cli_uses_only_the_public_api() -> None:
         for importer in graph.modules
         if in_cli(importer)
         for imported in graph.find_modules_directly_imported_by(importer)
-        if not in_cli(imported)
-        and any(part.startswith("_") for part in imported.split(".")[1:])
+        if not in_cli(imported) and any(part.startswith("_") for part in imported.split(".")[1:])
     )
     assert private == []
 
