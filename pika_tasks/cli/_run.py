@@ -49,6 +49,9 @@ EXAMPLES = """\
   [cyan]FAL_KEY=... pika-tasks run s3://bucket/in/manifest.csv --out s3://bucket/out \\
       --resolution 1080p --max-spend-usd 25[/cyan]
 
+  Quiet, for scripts and cron (the summary only; the run's logs are in Prefect):
+  [cyan]pika-tasks run in/manifest.csv --out out -q[/cyan]
+
   Exit codes: 0 every row succeeded, 1 some rows failed (or the run was refused
   for its budget), 2 usage or configuration error.
 """
@@ -120,17 +123,34 @@ def run(
             help="Refuse local images outside this folder (after resolving .. and links).",
         ),
     ] = None,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose", "-v", help="Print Prefect's run log lines too (they always go to Prefect)."
+        ),
+    ] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet", "-q", help="Print the summary only (and errors that stop the run)."
+        ),
+    ] = False,
 ) -> None:
     """Generate a video for every row of MANIFEST into --out.
 
     Rows already done there are skipped and rows submitted by an earlier run
     are re-attached to their request, both for free. A live display shows
-    rows done, failed and remaining, the time left and the spend so far; a
-    summary and the failed rows with their reasons follow. With
+    the rows queued at fal (and the oldest one's queue position), running and
+    downloading, rows done, failed and left, the time left and the spend so
+    far, with one line per finished row above it; a summary and the failed
+    rows with their reasons follow. Prefect's run logs go to the Prefect API;
+    -v prints them too, -q prints the summary only. With
     --max-spend-usd the run starts nothing when the rows to submit cost more
     at list prices, and never submits a row that would take the spend past
     the cap.
     """
+    if verbose and quiet:
+        fail_usage("--verbose and --quiet cannot be used together")
     defaults = row_defaults(
         prompt=prompt,
         prompt_suffix=prompt_suffix,
@@ -159,7 +179,7 @@ def run(
 
     from prefect.client.schemas.objects import State
 
-    from pika_tasks.cli._live import LiveProgress
+    from pika_tasks.cli._live import LiveProgress, TerminalLogs, Verbosity
     from pika_tasks.cli._tables import print_failures, run_summary
     from pika_tasks.flows.image_to_video import image_to_video_batch
     from pika_tasks.pipeline import BatchLimits, BatchResult, Location, read_report
@@ -182,7 +202,7 @@ def run(
         "allow_private_image_urls": local or allow_private_image_urls,
     }
 
-    async def run_flow(live: LiveProgress) -> State[Any]:
+    async def run_flow(live: LiveProgress | None) -> State[Any]:
         state: State[Any] = await image_to_video_batch(
             **parameters, on_progress=live, return_state=True
         )
@@ -190,8 +210,14 @@ def run(
 
     emulated = local_emulator(job_seconds) if local else contextlib.nullcontext()
     # Log lines are printed through the display's console: as text, never as markup.
-    with emulated, LiveProgress(Console(stderr=True, markup=False)) as live:
-        state = asyncio.run(run_flow(live))
+    shown = Console(stderr=True, markup=False)
+    verbosity: Verbosity = "verbose" if verbose else "quiet" if quiet else "normal"
+    with emulated, TerminalLogs(shown, verbosity):
+        if quiet:
+            state = asyncio.run(run_flow(None))
+        else:
+            with LiveProgress(shown) as live:
+                state = asyncio.run(run_flow(live))
     result = state.result(raise_on_failure=False)
     if not isinstance(result, BatchResult):
         console.print(f"[red]The run did not finish:[/red] {state.message or result}")
