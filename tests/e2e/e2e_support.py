@@ -5,45 +5,47 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from pathlib import Path
 from typing import Any
 
-from prefect_stack import ROOT, PrefectStack, wait_until
+import yaml
+from prefect_stack import ROOT, PrefectStack
+from support import KEY as KEY  # the one test key; this suite's tests import it from here
+from support import queue_env, wait_until
 
-KEY = "fal-test-KEY-e2e-77aa"
 POOL = "pika-e2e"
 LIMIT = 2
 FINAL = {"COMPLETED", "FAILED", "CANCELLED", "CRASHED"}
 
 
 def deploy(stack: PrefectStack, emu: Any, tmp_path: Path) -> None:
-    """Create the limit and deploy every flow with deployments/deploy.sh, as a user would."""
+    """Create the limit and the pool, and deploy every flow with ``prefect deploy --all``.
+
+    The test's environment is a second deployment file, as a user's other
+    environments are (see deployments/production.yaml): prefect.yaml with this
+    test's pool, emulator and inbox.
+    """
     stack.cli("global-concurrency-limit", "create", "fal-pika", "--limit", str(LIMIT))
-    env = stack.env(
-        PIKA_PROJECT_DIR=str(ROOT),
-        PIKA_WORK_POOL=POOL,
-        PIKA_QUEUE_URL=emu.url,
-        PIKA_STORAGE_URL=emu.url,
-        PIKA_INBOX=str(tmp_path / "inbox"),
-        PIKA_OUTPUT=str(tmp_path / "videos"),
-        PREFECT=str(Path(__import__("sys").executable).with_name("prefect")),
-    )
-    done = subprocess.run(
-        ["bash", "deployments/deploy.sh", "local"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+    stack.cli("work-pool", "create", POOL, "--type", "process")
+    config = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    for deployment in config["deployments"]:
+        deployment["work_pool"] = {
+            "name": POOL,
+            "job_variables": {"env": {"PIKA_QUEUE_URL": emu.url, "PIKA_STORAGE_URL": emu.url}},
+        }
+        if deployment["name"] == "inbox":
+            deployment["parameters"].update(
+                inbox=str(tmp_path / "inbox"), output=str(tmp_path / "videos")
+            )
+    environment = tmp_path / "e2e-deployments.yaml"
+    environment.write_text(yaml.safe_dump(config, sort_keys=False))
+    stack.cli("deploy", "--all", "--prefect-file", str(environment), timeout=180)
     names = {d["name"] for d in stack.api("POST", "/deployments/filter", json={})}
     assert names >= {"batch", "scale-out", "inbox"}
 
 
 def start_workers(stack: PrefectStack, count: int) -> None:
-    env = stack.env(FAL_KEY=KEY, PIKA_POLL_INTERVAL="0.05", PIKA_MAX_POLL_INTERVAL="0.2")
+    env = stack.env(**queue_env())
     for number in range(count):
         stack.start_worker(POOL, f"worker-{number}", env)
 
@@ -64,6 +66,6 @@ def wait_for_state(stack: PrefectStack, run_id: str, limit: float = 300) -> str:
         return state if state in FINAL else None
 
     try:
-        return str(wait_until(final, f"flow run {run_id} to finish", limit=limit, every=0.5))
+        return str(wait_until(final, f"flow run {run_id} to finish", timeout=limit, interval=0.5))
     except AssertionError:
         raise AssertionError(stack.tail()) from None
