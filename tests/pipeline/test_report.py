@@ -56,7 +56,8 @@ def test_writing_a_large_report_holds_counts_not_lines() -> None:
         tracemalloc.stop()
         result = report.close()
     # 20,000 lines are ~3 MB of text; what stays in memory while adding is a few KB.
-    assert peak < 200_000, peak
+    # tracemalloc also counts other threads (servers left by earlier tests): a margin.
+    assert peak < 1_000_000, peak
     assert result.total == 20_001 and result.failed == 20_000 // 7
     with fsspec.open(result.report_url, "rt") as handle:
         assert sum(1 for _ in handle) == 20_001
