@@ -57,8 +57,10 @@ class BatchProgress(BaseModel):
         queued: rows submitted (or re-attached) and waiting in fal's queue.
         running: rows fal is generating.
         downloading: rows whose video is being copied to the output.
-        oldest_queue_position: fal's queue position of the row that has
-            waited longest (None when no row waits, or fal has not said).
+        oldest_queue_position: fal's queue position of the waiting row
+            nearest the front of fal's queue: fal serves in submit order, so
+            it is the row that has waited longest (None when no row waits, or
+            fal has not said).
         spend_usd: money committed so far at list prices (submitted rows).
         row: the row that just finished; None in the other reports.
 
@@ -145,8 +147,10 @@ class ProgressTracker:
     when a re-attached row's first status arrives (:meth:`status`), moves
     with fal's statuses, starts downloading when fal is done with it
     (:meth:`downloading`) and leaves when it finishes (:meth:`finished`).
-    "Oldest" is the row that entered first: fal serves in submit order, so it
-    is the one to watch to tell a long queue from a stuck one.
+    The oldest waiting row is the one nearest the front of fal's queue (fal
+    serves in submit order; our submits' answers may arrive in another
+    order): its position is the one to watch to tell a long queue from a
+    stuck one.
 
     Changes that alter nothing shown (the same status twice) are not
     reported.  A callback that raises is logged and otherwise ignored:
@@ -200,8 +204,7 @@ class ProgressTracker:
 
         COMPLETED changes nothing here: the row downloads (:meth:`downloading`)
         or fails (:meth:`finished`) next.  fal may put a running row back in
-        the queue when its runner fails; it is then queued again, and keeps its
-        age.
+        the queue when its runner fails; it is then queued again.
         """
         if status.status == "IN_QUEUE":
             entry = _AtFal("queued", status.queue_position)
@@ -236,13 +239,12 @@ class ProgressTracker:
 
     def _phases(self) -> dict[str, int | None]:
         counts: dict[str, int | None] = {"queued": 0, "running": 0, "downloading": 0}
-        oldest: int | None = None
-        seen_queued = False
+        positions: list[int] = []
         for entry in self._at_fal.values():
             counts[entry.phase] = (counts[entry.phase] or 0) + 1
-            if entry.phase == "queued" and not seen_queued:
-                seen_queued, oldest = True, entry.position
-        return {**counts, "oldest_queue_position": oldest}
+            if entry.phase == "queued" and entry.position is not None:
+                positions.append(entry.position)
+        return {**counts, "oldest_queue_position": min(positions, default=None)}
 
     def _changed(self) -> None:
         state = self._state

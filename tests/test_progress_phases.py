@@ -28,7 +28,7 @@ def phases(progress: BatchProgress) -> tuple[int, int, int, int | None]:
     )
 
 
-def test_rows_move_through_the_phases_and_the_oldest_waiting_row_is_followed() -> None:
+def test_rows_move_through_the_phases_and_the_front_of_the_queue_is_followed() -> None:
     seen: list[BatchProgress] = []
     spent = [0.0]
     tracker = ProgressTracker(None, seen.append, spend=lambda: spent[0])
@@ -46,9 +46,9 @@ def test_rows_move_through_the_phases_and_the_oldest_waiting_row_is_followed() -
     tracker.status("c", status("IN_QUEUE", 1))
     assert phases(tracker.state) == (2, 1, 0, 0)
 
-    # fal puts "a" back in the queue (its runner failed): queued again, and still the oldest.
+    # fal puts "a" back in the queue (its runner failed): queued again, behind the others.
     tracker.status("a", status("IN_QUEUE", 5))
-    assert phases(tracker.state) == (3, 0, 0, 5)
+    assert phases(tracker.state) == (3, 0, 0, 0)
     tracker.status("a", status("IN_PROGRESS"))
     tracker.status("a", status("COMPLETED"))  # nothing yet: the row downloads or fails next
     assert phases(tracker.state) == (2, 1, 0, 0)
@@ -75,7 +75,7 @@ def test_a_reattached_row_enters_with_its_first_status_and_unknown_positions_sta
     tracker.queued("new")  # fal's answer gave no position
     assert phases(tracker.state) == (2, 0, 0, 7)
     tracker.status("old", status("IN_PROGRESS"))
-    assert phases(tracker.state) == (1, 1, 0, None)
+    assert phases(tracker.state) == (1, 1, 0, None)  # the waiting row's position is unknown
     assert "oldest" not in tracker.state.describe()
     tracker.status("new", status("IN_QUEUE", 0))
     assert "1 queued (oldest at position 0) · 1 running" in tracker.state.describe()
