@@ -29,11 +29,11 @@ def copy_checkout(destination: Path) -> Path:
         ).stdout
     except (OSError, subprocess.CalledProcessError):
         shutil.copytree(ROOT, destination, ignore=_NOT_IN_A_CLONE)
-        return destination
+        return destination.resolve()
     for name in filter(None, listed.decode().split("\0")):
         source = ROOT / name
         if source.is_file():  # a file deleted but not yet staged is still listed
             target = destination / name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
-    return destination
+    return destination.resolve()
