@@ -32,6 +32,7 @@ from typing import Any
 
 import httpx
 import uvicorn
+from support import wait_until
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
@@ -180,11 +181,13 @@ class ApiProxy:
             target=server.run, kwargs={"sockets": [self._socket]}, daemon=True
         )
         self._thread.start()
-        deadline = time.monotonic() + 30
-        while not server.started:
-            assert self._thread.is_alive(), "the proxy failed to start"
-            assert time.monotonic() < deadline, "the proxy did not start"
-            time.sleep(0.01)
+        thread = self._thread
+
+        def started() -> bool:
+            assert thread.is_alive(), "the proxy failed to start"
+            return bool(server.started)
+
+        wait_until(started, "the proxy to start", 30, interval=0.01)
         return self
 
     def stop(self) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from helpers import free_port
+import support
 
 # Isolate Prefect before anything imports it: no user profile, no user server.
 _PREFECT_HOME = tempfile.mkdtemp(prefix="pika-tests-prefect-")
@@ -59,30 +59,13 @@ def emulator(make_emulator: Callable[..., Any]) -> Any:
 
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[dict[str, Any]]:
-    """moto's standalone S3 server on loopback; yields fsspec ``storage_options``."""
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    fake_aws = {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        # Through the environment, not client_kwargs: s3fs would send us-east-1 as a
-        # bucket LocationConstraint, which S3 (and moto) refuse.
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
-    saved = {k: os.environ.get(k) for k in fake_aws}
-    os.environ.update(fake_aws)
-    endpoint = f"http://127.0.0.1:{port}"
+    """moto's S3 on loopback for the session; yields fsspec ``storage_options``."""
+    saved = {k: os.environ.get(k) for k in support.FAKE_AWS}
+    os.environ.update(support.FAKE_AWS)
     try:
-        yield {
-            "endpoint_url": endpoint,
-            "key": "testing",
-            "secret": "testing",
-        }
+        with support.s3_server() as options:
+            yield options
     finally:
-        server.stop()
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
@@ -93,12 +76,5 @@ def s3_server() -> Iterator[dict[str, Any]]:
 @pytest.fixture
 def s3_bucket(s3_server: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
     """A fresh bucket on the S3 server: yields ``("s3://bucket", storage_options)``."""
-    import uuid
-
-    import s3fs
-
-    name = f"pika-{uuid.uuid4().hex[:12]}"
-    fs = s3fs.S3FileSystem(**s3_server, skip_instance_cache=True)
-    fs.mkdir(name)
-    yield f"s3://{name}", s3_server
-    fs.rm(name, recursive=True)
+    with support.s3_bucket(s3_server) as bucket:
+        yield bucket, s3_server

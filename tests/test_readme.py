@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import png_bytes, probe_video
+from support import png_bytes, point_at, probe_video
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -29,9 +29,7 @@ def readme_function(name: str) -> Any:
 def emu(make_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     """An emulator that the settings read from the environment point at."""
     server = make_emulator(job_seconds=0.2, fps=4)
-    monkeypatch.setenv("FAL_KEY", "fal-test-KEY-readme")
-    monkeypatch.setenv("PIKA_QUEUE_URL", server.url)
-    monkeypatch.setenv("PIKA_STORAGE_URL", server.url)
+    point_at(server, monkeypatch)
     return server
 
 

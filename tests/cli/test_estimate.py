@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_support import cli_env, explain, pika, write_manifest, write_noise_png
+from support import explain, noise_png, pika, process_env, write_manifest
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -28,9 +28,11 @@ def test_estimate_prices_rows_and_sends_nothing(
     emu = make_emulator(fps=4)
     manifest = write_manifest(tmp_path, ROWS, header=HEADER)
     # Too large to send inline: the run would upload it to fal storage.
-    assert write_noise_png(tmp_path / "images" / "noise.png") > 2_000_000
+    noise = noise_png(1024)  # random pixels do not compress
+    (tmp_path / "images" / "noise.png").write_bytes(noise)
+    assert len(noise) > 2_000_000
 
-    done = pika("estimate", str(manifest), "--json", env=cli_env(emu))
+    done = pika("estimate", str(manifest), "--json", env=process_env(emu))
     assert done.returncode == 0, explain(done)
     estimate = json.loads(done.stdout)
     lines = {(line["resolution"], line["duration"]): line for line in estimate["lines"]}
@@ -55,7 +57,7 @@ def test_estimate_lists_invalid_rows_and_uses_configured_prices(tmp_path: Path) 
         [*ROWS[:3], "d,images/missing.png,dolly,720p,5", "e,images/3.png,,720p,5"],
         header=HEADER,
     )
-    env = cli_env(PIKA_PRICE_USD_1080P_5S="0.5", PIKA_PRICE_USD_720P_10S="0.35")
+    env = process_env(PIKA_PRICE_USD_1080P_5S="0.5", PIKA_PRICE_USD_720P_10S="0.35")
 
     done = pika("estimate", str(manifest), "--max-spend-usd", "5", env=env)
     assert done.returncode == 1, explain(done)

@@ -3,21 +3,19 @@ documented in docs/cli.md: accepted by the server and matching exactly the failu
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from cli_support import KEY, write_manifest
 from prefect.client.orchestration import get_client
 from prefect.events.filters import EventFilter, EventNameFilter, EventRelatedFilter
 from prefect.events.schemas.events import ReceivedEvent
 from pydantic import SecretStr
+from support import point_at, wait_until_async, write_manifest
 
 from pika_tasks.events import describe_row
 from pika_tasks.flows import image_to_video_batch
@@ -38,31 +36,26 @@ def documented_automation() -> dict[str, Any]:
 
 
 async def read_row_events(flow_run_id: str, count: int) -> list[ReceivedEvent]:
-    """The run's ``pika.video.*`` events, once ``count`` of them are stored (bounded wait)."""
+    """The run's ``pika.video.*`` events, once ``count`` of them are stored."""
     wanted = EventFilter(
         event=EventNameFilter(prefix=["pika.video."]),
         related=EventRelatedFilter(id=[f"prefect.flow-run.{flow_run_id}"]),
     )
-    deadline = time.monotonic() + 45
     async with get_client() as client:
-        while True:
-            page = await client.read_events(wanted, limit=50)
-            if len(page.events) >= count or time.monotonic() > deadline:
-                return page.events
-            await asyncio.sleep(0.2)  # the server stores events in batches
+
+        async def stored() -> list[ReceivedEvent]:
+            events = (await client.read_events(wanted, limit=50)).events
+            return events if len(events) >= count else []
+
+        # The server stores events in batches.
+        return await wait_until_async(stored, f"{count} row events", 45, interval=0.2)
 
 
 async def test_rows_emit_events_and_report_progress(
     make_emulator: Callable[..., Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     emu = make_emulator(runners=2, job_seconds=0.1, fps=4)
-    for name, value in {
-        "FAL_KEY": KEY,
-        "PIKA_QUEUE_URL": emu.url,
-        "PIKA_STORAGE_URL": emu.url,
-        "PIKA_POLL_INTERVAL": "0.05",
-    }.items():
-        monkeypatch.setenv(name, value)
+    point_at(emu, monkeypatch)
     manifest = write_manifest(tmp_path, ["ok,images/0.png,zoom in", "bad,images/missing.png,pan"])
     out = tmp_path / "out"
     seen: list[BatchProgress] = []

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_support import cli_env, explain, pika, write_manifest
+from support import explain, pika, process_env, write_manifest
 
 pytestmark = [pytest.mark.usefixtures("prefect_harness"), pytest.mark.timeout(180)]
 
@@ -30,7 +30,7 @@ def test_run_summary_report_and_estimate_of_what_is_left(
         header="id,image,prompt,resolution",
     )
     out = tmp_path / "out"
-    env = cli_env(emu)
+    env = process_env(emu)
 
     done = pika("run", str(manifest), "--out", str(out), env=env)
     assert done.returncode == 1, explain(done)
@@ -75,7 +75,7 @@ def test_run_summary_report_and_estimate_of_what_is_left(
 
 def test_missing_key_without_local_is_a_usage_error(tmp_path: Path) -> None:
     manifest = write_manifest(tmp_path, ["a,images/0.png,zoom in"])
-    done = pika("run", str(manifest), "--out", str(tmp_path / "out"), env=cli_env())
+    done = pika("run", str(manifest), "--out", str(tmp_path / "out"), env=process_env())
     assert done.returncode == 2, explain(done)
     assert "FAL_KEY" in done.stderr and "--local" in done.stderr
     assert not (tmp_path / "out").exists()
@@ -83,7 +83,7 @@ def test_missing_key_without_local_is_a_usage_error(tmp_path: Path) -> None:
 
 def test_bad_option_values_are_usage_errors(tmp_path: Path) -> None:
     manifest = write_manifest(tmp_path, ["a,images/0.png,zoom in"])
-    env = cli_env(FAL_KEY="unused")
+    env = process_env(FAL_KEY="unused")
     run = ["run", str(manifest), "--out", str(tmp_path / "out")]
     cases = [
         (run, ["--resolution", "4k"], "--resolution must be 720p or 1080p"),
@@ -98,7 +98,7 @@ def test_bad_option_values_are_usage_errors(tmp_path: Path) -> None:
 
 
 def test_unreadable_manifest_and_output_are_usage_errors(tmp_path: Path) -> None:
-    env = cli_env(FAL_KEY="unused")
+    env = process_env(FAL_KEY="unused")
     missing = str(tmp_path / "nope.csv")
     for command in (["run", missing, "--out", str(tmp_path / "out")], ["estimate", missing]):
         done = pika(*command, env=env)

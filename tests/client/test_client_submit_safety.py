@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 from _client_support import ARGS, FAKE_KEY, expect
-from helpers import free_port
 from pydantic import ValidationError
+from support import free_port
 
 from pika_tasks.client import PikaClient
 from pika_tasks.errors import (

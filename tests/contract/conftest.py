@@ -25,7 +25,7 @@ from _contract_support import (
     install_fal_js,
     node_or_skip,
 )
-from helpers import png_bytes
+from support import png_bytes
 
 from pika_tasks.emulator import EmulatorServer
 from pika_tasks.emulator.tls import self_signed_certificate

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import free_port
 from prefect_stack import PrefectStack
+from support import free_port
 
 
 @pytest.fixture

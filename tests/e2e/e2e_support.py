@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from prefect_stack import ROOT, PrefectStack, wait_until
+from prefect_stack import ROOT, PrefectStack
+from support import KEY as KEY  # the one test key; this suite's tests import it from here
+from support import queue_env, wait_until
 
-KEY = "fal-test-KEY-e2e-77aa"
 POOL = "pika-e2e"
 LIMIT = 2
 FINAL = {"COMPLETED", "FAILED", "CANCELLED", "CRASHED"}
@@ -44,7 +45,7 @@ def deploy(stack: PrefectStack, emu: Any, tmp_path: Path) -> None:
 
 
 def start_workers(stack: PrefectStack, count: int) -> None:
-    env = stack.env(FAL_KEY=KEY, PIKA_POLL_INTERVAL="0.05", PIKA_MAX_POLL_INTERVAL="0.2")
+    env = stack.env(**queue_env())
     for number in range(count):
         stack.start_worker(POOL, f"worker-{number}", env)
 
@@ -65,6 +66,6 @@ def wait_for_state(stack: PrefectStack, run_id: str, limit: float = 300) -> str:
         return state if state in FINAL else None
 
     try:
-        return str(wait_until(final, f"flow run {run_id} to finish", limit=limit, every=0.5))
+        return str(wait_until(final, f"flow run {run_id} to finish", timeout=limit, interval=0.5))
     except AssertionError:
         raise AssertionError(stack.tail()) from None

@@ -11,27 +11,14 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
+from support import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 PREFECT = str(Path(sys.executable).with_name("prefect"))
-
-
-def wait_until(check: Callable[[], Any], what: str, limit: float = 60.0, every: float = 0.2) -> Any:
-    """Poll ``check`` until it returns something truthy; fail after ``limit`` seconds."""
-    deadline = time.monotonic() + limit
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {limit:.0f}s waiting for {what}")
-        time.sleep(every)
 
 
 class PrefectStack:
@@ -86,7 +73,7 @@ class PrefectStack:
             [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
             self.env(),
         )
-        wait_until(self._healthy, "the Prefect server to answer", limit=90)
+        wait_until(self._healthy, "the Prefect server to answer", 90, interval=0.2)
 
     def stop_server(self) -> None:
         """Stop the server alone (SIGTERM; SIGKILL if it lingers); its database stays."""

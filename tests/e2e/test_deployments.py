@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 from e2e_support import LIMIT, deploy, run_deployment, start_workers, wait_for_state
-from helpers import probe_video, write_manifest
-from prefect_stack import PrefectStack, wait_until
+from prefect_stack import PrefectStack
+from support import probe_video, wait_until, write_manifest
 
 from pika_tasks.pipeline import report_urls
 from pika_tasks.records import OutputLocation
@@ -88,7 +88,9 @@ def test_cancelling_a_run_cancels_its_remote_requests(
 
     try:
         wait_until(
-            lambda: emu.stats()["cancellations"] >= LIMIT, "cancel calls at the emulator", limit=30
+            lambda: emu.stats()["cancellations"] >= LIMIT,
+            "cancel calls at the emulator",
+            timeout=30,
         )
     except AssertionError:
         raise AssertionError(f"{emu.stats()}\n{stack.tail(200)}") from None

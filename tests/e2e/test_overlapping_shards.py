@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 from e2e_support import deploy, run_deployment, start_workers, wait_for_state
-from helpers import probe_video, write_manifest
-from prefect_stack import PrefectStack, wait_until
+from prefect_stack import PrefectStack
+from support import probe_video, wait_until, write_manifest
 
 from pika_tasks.claims import ClaimBook
 from pika_tasks.pipeline import read_report, report_urls
@@ -50,7 +50,7 @@ def test_a_retried_shard_overlapping_its_first_attempt_pays_once(
         shard = next((r for r in children if r["name"].endswith("-shard-0000")), None)
         return shard if shard and shard["state"]["type"] == "RUNNING" else None
 
-    shard = wait_until(first_shard, "the first shard to run", limit=120)
+    shard = wait_until(first_shard, "the first shard to run", timeout=120)
     shard_ids = {f"r{n}" for n in range(3)}
 
     book = ClaimBook(location)
@@ -60,12 +60,12 @@ def test_a_retried_shard_overlapping_its_first_attempt_pays_once(
         # of the global limit's slots, and this shard's rows wait for one, claimed.
         return any(book.current(row_id) is not None for row_id in shard_ids)
 
-    wait_until(shard_rows_claimed, "the first attempt to claim a row", limit=120)
+    wait_until(shard_rows_claimed, "the first attempt to claim a row", timeout=120)
     retry = run_deployment(stack, "image-to-video-batch/batch", **shard["parameters"])
     wait_until(
         lambda: stack.flow_run(retry)["state"]["type"] == "RUNNING",
         "the retried shard to run",
-        limit=120,
+        timeout=120,
     )
     emu.resume()
 

@@ -19,9 +19,8 @@ import api_proxy
 import httpx
 import pytest
 from api_proxy import ApiProxy
-from e2e_support import KEY
-from helpers import probe_video, write_manifest
-from prefect_stack import PREFECT, ROOT, PrefectStack, wait_until
+from prefect_stack import PREFECT, ROOT, PrefectStack
+from support import probe_video, queue_env, wait_until, write_manifest
 
 from pika_tasks.pipeline import read_report, report_urls
 from pika_tasks.records import OutputLocation
@@ -30,7 +29,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 CHILD = ROOT / "tests" / "flow_child.py"
 ROWS = [f"r{n},images/{n}.png,zoom in {n}" for n in range(6)]
-QUEUE = {"PIKA_POLL_INTERVAL": "0.05", "PIKA_MAX_POLL_INTERVAL": "0.2"}
 
 
 def states(location: OutputLocation, ids: list[str]) -> list[str]:
@@ -56,7 +54,7 @@ def test_a_prefect_server_restart_mid_run_loses_no_row_and_pays_once(
     location = OutputLocation(str(out))
     ids = [f"r{n}" for n in range(6)]
     log = tmp_path / "run.log"
-    env = stack.env(FAL_KEY=KEY, PIKA_QUEUE_URL=emu.url, PIKA_STORAGE_URL=emu.url, **QUEUE)
+    env = stack.env(**queue_env(emu))
     with log.open("w") as sink:
         run = subprocess.Popen(
             [sys.executable, "-m", "pika_tasks", "run", str(manifest), "--out", str(out)],
@@ -166,10 +164,7 @@ def test_scale_out_through_api_faults_and_a_shard_lost_with_its_worker(
     deployment = batch_deployment()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "PIKA_"))},
-        "FAL_KEY": KEY,
-        "PIKA_QUEUE_URL": emu.url,
-        "PIKA_STORAGE_URL": emu.url,
-        **QUEUE,
+        **queue_env(emu),
         "PREFECT_API_URL": proxy.url,
         # Short Prefect client retries: the outages below outlast them.
         "PREFECT_CLIENT_MAX_RETRIES": "1",
@@ -236,7 +231,7 @@ def test_scale_out_through_api_faults_and_a_shard_lost_with_its_worker(
             return "succeeded" in found and "submitted" in found
 
         try:
-            wait_until(lost_point, "the second shard mid-way", 180, every=0.01)
+            wait_until(lost_point, "the second shard mid-way", 180, interval=0.01)
         except AssertionError:
             raise AssertionError("\n".join(p.read_text()[-3000:] for p in logs)) from None
         # Its machine is lost: its worker and the shard's process die at once (no hook

@@ -1,4 +1,4 @@
-"""Helpers shared by the emulator tests: images, polling with deadlines, video decoding."""
+"""Helpers shared by the emulator tests: images, submits and status polls, video decoding."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ import base64
 import io
 import queue
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -16,6 +15,7 @@ import av
 import httpx
 import numpy as np
 from PIL import Image, ImageDraw
+from support import wait_until
 
 ENDPOINT = "/fal-ai/pika/v2.2/image-to-video"
 
@@ -67,17 +67,6 @@ def submit(
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
-
-
-def wait_until(
-    predicate: Callable[[], bool], *, timeout: float = 20.0, interval: float = 0.02
-) -> None:
-    """Poll ``predicate`` until it is true; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(interval)
 
 
 def wait_completed(

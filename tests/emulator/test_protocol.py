@@ -6,7 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-from emulator_support import ENDPOINT, submit, wait_completed, wait_until
+from emulator_support import ENDPOINT, submit, wait_completed
+from support import wait_until
 
 from pika_tasks.models import ImageToVideoOutput, QueueStatus, RequestHandle
 

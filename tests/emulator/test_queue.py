@@ -8,7 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-from emulator_support import sse_statuses, submit, wait_completed, wait_until
+from emulator_support import sse_statuses, submit, wait_completed
+from support import wait_until
 
 
 def _states(statuses: list[dict[str, Any]]) -> list[str]:

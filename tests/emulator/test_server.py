@@ -14,7 +14,8 @@ from typing import Any
 import httpx
 import pytest
 import typer
-from emulator_support import decode_video, submit, wait_completed, wait_until
+from emulator_support import decode_video, submit, wait_completed
+from support import wait_until
 from typer.testing import CliRunner
 
 from pika_tasks.emulator import EmulatorConfig, EmulatorServer, create_app

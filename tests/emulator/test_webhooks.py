@@ -11,7 +11,8 @@ from typing import Any
 
 import httpx
 import pytest
-from emulator_support import LoopbackHttp, submit, wait_until
+from emulator_support import LoopbackHttp, submit
+from support import wait_until
 
 from pika_tasks.emulator.signing import WebhookSigner, verify
 from pika_tasks.emulator.webhooks import RETRIES, retry_delays

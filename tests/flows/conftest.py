@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from flow_support import point_at
+from support import point_at
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
-"""Helpers of the batch-flow tests: pointing the flow at an emulator, running and killing
-``pika-tasks run`` processes, and holding one at the rename that publishes its report."""
+"""Helpers of the batch-flow tests: running and killing ``pika-tasks run`` processes, and
+holding one at the rename that publishes its report."""
 
 from __future__ import annotations
 
@@ -7,43 +7,11 @@ import inspect
 import os
 import signal
 import subprocess
-import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-KEY = "fal-test-KEY-flows-91c4"
-
-
-def point_at(emu: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Point PikaSettings (read from the environment by the flow) at ``emu``."""
-    monkeypatch.setenv("FAL_KEY", KEY)
-    monkeypatch.setenv("PIKA_QUEUE_URL", emu.url)
-    monkeypatch.setenv("PIKA_STORAGE_URL", emu.url)
-    monkeypatch.setenv("PIKA_POLL_INTERVAL", "0.05")
-    monkeypatch.setenv("PIKA_MAX_POLL_INTERVAL", "0.2")
-
-
-def batch_env(emu: Any, key: str = KEY) -> dict[str, str]:
-    from prefect.settings import PREFECT_API_URL
-
-    return {
-        **os.environ,
-        "FAL_KEY": key,
-        "PIKA_QUEUE_URL": emu.url,
-        "PIKA_STORAGE_URL": emu.url,
-        "PIKA_POLL_INTERVAL": "0.05",
-        "PIKA_MAX_POLL_INTERVAL": "0.2",
-        # The harness's API: quicker than an ephemeral server per process.
-        "PREFECT_API_URL": PREFECT_API_URL.value() or "",
-    }
-
-
-def run_command(manifest: Path, out: str, *options: str) -> list[str]:
-    return [sys.executable, "-m", "pika_tasks", "run", str(manifest), "--out", out, *options]
+from support import KEY, pika, pika_command, process_env, wait_until
 
 
 def start_batch(
@@ -54,9 +22,10 @@ def start_batch(
     key: str = KEY,
     extra_env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
+    """Start ``pika-tasks run MANIFEST --out OUT OPTIONS`` against ``emu``; return the process."""
     return subprocess.Popen(
-        run_command(manifest, str(out), *options),
-        env={**batch_env(emu, key), **(extra_env or {})},
+        pika_command("run", str(manifest), "--out", str(out), *options),
+        env=process_env(emu, key=key, **(extra_env or {})),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -64,12 +33,10 @@ def start_batch(
 
 def run_to_end(
     manifest: Path, out: Path | str, emu: Any, *options: str
-) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        run_command(manifest, str(out), *options),
-        env=batch_env(emu),
-        capture_output=True,
-        timeout=180,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``pika-tasks run MANIFEST --out OUT OPTIONS`` against ``emu`` to its end."""
+    return pika(
+        "run", str(manifest), "--out", str(out), *options, env=process_env(emu), timeout=180
     )
 
 
@@ -77,13 +44,16 @@ def wait_while_running(
     process: subprocess.Popen[bytes], seen: Callable[[], bool], limit: float = 90
 ) -> None:
     """Poll until ``seen()`` is true; fail if ``process`` ends first or ``limit`` passes."""
-    deadline = time.monotonic() + limit
-    while not seen():
+
+    def reached() -> bool:
+        if seen():
+            return True
         assert process.poll() is None, (
             process.stderr.read().decode()[-3000:] if process.stderr else ""
         )
-        assert time.monotonic() < deadline, "the awaited point was never reached"
-        time.sleep(0.01)
+        return False
+
+    wait_until(reached, "the awaited point", limit, interval=0.01)
 
 
 def kill_when(

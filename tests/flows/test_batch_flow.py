@@ -10,29 +10,22 @@ from typing import Any
 import fsspec
 import httpx
 import pytest
-from flow_support import KEY, point_at
-from helpers import png_bytes, probe_video, settled_task_runs, write_manifest
 from prefect.client.orchestration import get_client
+from support import (
+    KEY,
+    png_bytes,
+    point_at,
+    probe_video,
+    report_lines,
+    run_batch,
+    settled_task_runs,
+    write_manifest,
+)
 
-from pika_tasks.flows import BatchResult, image_to_video_batch
 from pika_tasks.manifest import RowDefaults
-from pika_tasks.pipeline import Location, read_report, report_urls
+from pika_tasks.pipeline import Location, report_urls
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
-
-
-async def run(
-    manifest: str | Location, output: str | Location, **parameters: Any
-) -> tuple[Any, BatchResult]:
-    state = await image_to_video_batch(manifest, output, return_state=True, **parameters)
-    result = await state.aresult(raise_on_failure=False)
-    assert isinstance(result, BatchResult), result
-    return state, result
-
-
-def report_lines(url: str, options: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """A run report's lines in manifest order (they are written as rows finish)."""
-    return [row.model_dump() for row in read_report(url, options).rows]
 
 
 async def test_local_round_trip_with_a_bad_row(queue: Any, tmp_path: Path) -> None:
@@ -46,7 +39,9 @@ async def test_local_round_trip_with_a_bad_row(queue: Any, tmp_path: Path) -> No
         ],
     )
     out = tmp_path / "out"
-    state, result = await run(str(manifest), str(out), defaults=RowDefaults(resolution="720p"))
+    state, result = await run_batch(
+        str(manifest), str(out), defaults=RowDefaults(resolution="720p")
+    )
 
     assert state.is_failed()
     assert "2 succeeded, 2 failed" in state.message
@@ -70,7 +65,7 @@ async def test_local_round_trip_with_a_bad_row(queue: Any, tmp_path: Path) -> No
 
 async def test_partial_failure_can_end_completed(queue: Any, tmp_path: Path) -> None:
     manifest = write_manifest(tmp_path, ["a,images/0.png,zoom in", "b,images/9.png,x"])
-    state, result = await run(str(manifest), str(tmp_path / "out"), fail_on_partial=False)
+    state, result = await run_batch(str(manifest), str(tmp_path / "out"), fail_on_partial=False)
     assert state.is_completed()
     assert (result.succeeded, result.failed) == (1, 1)
 
@@ -79,18 +74,18 @@ async def test_rerun_pays_only_for_what_changed(queue: Any, tmp_path: Path) -> N
     rows = ["a,images/0.png,zoom in", "b,images/1.png,pan left", "c,images/2.png,orbit"]
     manifest = write_manifest(tmp_path, rows)
     out = tmp_path / "out"
-    _, first = await run(str(manifest), str(out))
+    _, first = await run_batch(str(manifest), str(out))
     assert first.succeeded == 3
     before = (out / "a.mp4").stat().st_mtime_ns
 
-    _, second = await run(str(manifest), str(out))
+    _, second = await run_batch(str(manifest), str(out))
     assert (second.skipped, second.submitted, second.spend_usd) == (3, 0, 0.0)
     assert queue.stats()["submissions"] == 3
     assert (out / "a.mp4").stat().st_mtime_ns == before
 
     rows[1] = "b,images/1.png,pan right instead"
     manifest.write_text("id,image,prompt\n" + "\n".join(rows) + "\n")
-    _, third = await run(str(manifest), str(out))
+    _, third = await run_batch(str(manifest), str(out))
     assert (third.skipped, third.submitted, third.succeeded) == (2, 1, 1)
     assert queue.stats()["submissions"] == 4
     assert json.loads((out / "b.json").read_text())["row"]["prompt"] == "pan right instead"
@@ -100,9 +95,9 @@ async def test_rerun_pays_only_for_what_changed(queue: Any, tmp_path: Path) -> N
 async def test_changed_image_bytes_regenerate_the_row(queue: Any, tmp_path: Path) -> None:
     manifest = write_manifest(tmp_path, ["a,images/0.png,zoom in"])
     out = tmp_path / "out"
-    await run(str(manifest), str(out))
+    await run_batch(str(manifest), str(out))
     (tmp_path / "images" / "0.png").write_bytes(png_bytes(color=(1, 2, 3)))
-    _, again = await run(str(manifest), str(out))
+    _, again = await run_batch(str(manifest), str(out))
     assert again.submitted == 1
     assert queue.stats()["submissions"] == 2
 
@@ -110,9 +105,9 @@ async def test_changed_image_bytes_regenerate_the_row(queue: Any, tmp_path: Path
 async def test_deleted_video_is_fetched_again_without_paying(queue: Any, tmp_path: Path) -> None:
     manifest = write_manifest(tmp_path, ["a,images/0.png,zoom in"])
     out = tmp_path / "out"
-    await run(str(manifest), str(out))
+    await run_batch(str(manifest), str(out))
     (out / "a.mp4").unlink()
-    _, again = await run(str(manifest), str(out))
+    _, again = await run_batch(str(manifest), str(out))
     assert (again.succeeded, again.submitted) == (1, 0)
     assert (out / "a.mp4").exists()
     assert queue.stats()["submissions"] == 1
@@ -127,12 +122,12 @@ async def test_expired_result_is_resubmitted_and_reported(
     point_at(emu, monkeypatch)
     manifest = write_manifest(tmp_path, ["a,images/0.png,zoom in"])
     out = tmp_path / "out"
-    await run(str(manifest), str(out))
+    await run_batch(str(manifest), str(out))
     (out / "a.mp4").unlink()
     handle = json.loads((out / "a.json").read_text())["request"]
     assert emu.expire(handle["request_id"]) == [handle["request_id"]]
     assert httpx.get(handle["response_url"]).status_code == 404
-    _, again = await run(str(manifest), str(out))
+    _, again = await run_batch(str(manifest), str(out))
     assert (again.succeeded, again.submitted) == (1, 1)
     assert report_lines(again.report_url)[0]["action"] == "resubmit-expired"
     assert emu.stats()["submissions"] == 2
@@ -144,7 +139,7 @@ async def test_failed_jobs_are_reported_with_fals_error(
     emu = make_emulator(job_seconds=0.1, fps=4, job_failure_rate=1.0)
     point_at(emu, monkeypatch)
     manifest = write_manifest(tmp_path, ["a,images/0.png,zoom in"])
-    state, result = await run(str(manifest), str(tmp_path / "out"))
+    state, result = await run_batch(str(manifest), str(tmp_path / "out"))
     assert state.is_failed() and result.failed == 1
     line = report_lines(result.report_url)[0]
     assert line["status"] == "failed" and line["error"]
@@ -155,7 +150,7 @@ async def test_memory_round_trip(queue: Any) -> None:
     fs = fsspec.filesystem("memory")
     fs.pipe("/mem-batch/in/img/a.png", png_bytes())
     fs.pipe("/mem-batch/in/m.jsonl", b'{"id": "a", "image": "img/a.png", "prompt": "zoom in"}\n')
-    _, result = await run("memory://mem-batch/in/m.jsonl", "memory://mem-batch/out")
+    _, result = await run_batch("memory://mem-batch/in/m.jsonl", "memory://mem-batch/out")
     assert result.succeeded == 1
     info = probe_video(fs.cat("/mem-batch/out/a.mp4"))
     assert info["codec"] == "h264"
@@ -171,7 +166,7 @@ async def test_s3_round_trip(queue: Any, s3_bucket: tuple[str, dict[str, Any]]) 
         f"{bucket}/in/manifest.csv",
         b"id,image,prompt,duration\na,images/a.png,zoom in,5\nb,images/b.png,pan left,10\n",
     )
-    _, result = await run(
+    _, result = await run_batch(
         Location(url=f"{bucket}/in/manifest.csv", storage_options=options),
         Location(url=f"{bucket}/out", storage_options=options),
         # moto serves the presigned image URLs on loopback.
@@ -186,7 +181,7 @@ async def test_s3_round_trip(queue: Any, s3_bucket: tuple[str, dict[str, Any]]) 
 
 async def test_artifacts_show_progress_table_and_summary(queue: Any, tmp_path: Path) -> None:
     manifest = write_manifest(tmp_path, ["a,images/0.png,zoom in", "b,images/1.png,pan left"])
-    state, _ = await run(str(manifest), str(tmp_path / "out"))
+    state, _ = await run_batch(str(manifest), str(tmp_path / "out"))
     async with get_client() as client:
         from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
@@ -204,7 +199,7 @@ async def test_artifacts_show_progress_table_and_summary(queue: Any, tmp_path: P
 async def test_key_never_reaches_the_outputs(queue: Any, tmp_path: Path) -> None:
     manifest = write_manifest(tmp_path, ["a,images/0.png,zoom in", "b,images/9.png,x"])
     out = tmp_path / "out"
-    await run(str(manifest), str(out))
+    await run_batch(str(manifest), str(out))
     for path in out.rglob("*"):
         if path.is_file():
             assert KEY.encode() not in path.read_bytes(), path
@@ -212,8 +207,8 @@ async def test_key_never_reaches_the_outputs(queue: Any, tmp_path: Path) -> None
 
 async def test_task_runs_are_untagged_unless_tags_are_asked_for(queue: Any, tmp_path: Path) -> None:
     manifest = write_manifest(tmp_path, ["a,images/0.png,zoom in"])
-    plain, _ = await run(str(manifest), str(tmp_path / "plain"))
-    tagged, _ = await run(str(manifest), str(tmp_path / "tagged"), task_tags=["fal", "media"])
+    plain, _ = await run_batch(str(manifest), str(tmp_path / "plain"))
+    tagged, _ = await run_batch(str(manifest), str(tmp_path / "tagged"), task_tags=["fal", "media"])
 
     async def tags_of(state: Any) -> dict[str, set[str]]:
         # Settled once the three runs carry their custom names (a rename after creation).

@@ -21,8 +21,7 @@ import api_proxy
 import httpx
 import pytest
 from api_proxy import ApiProxy
-from flow_support import batch_env
-from helpers import probe_video, write_manifest
+from support import handle_at, point_at, probe_video, process_env, write_manifest
 
 from pika_tasks.flows import image_to_video_batch
 from pika_tasks.flows._faults import alone, best_effort
@@ -62,13 +61,13 @@ def run_through(
     proxy: ApiProxy, manifest: Path, out: Path, emu: Any, **limits: Any
 ) -> tuple[dict[str, Any], str]:
     """Run the batch flow in a process whose Prefect API is the proxy; (summary, logs)."""
-    env = {
-        **batch_env(emu),
-        "PREFECT_API_URL": proxy.url,
-        "PREFECT_CLIENT_MAX_RETRIES": "1",
-        "PREFECT_API_REQUEST_TIMEOUT": "3",
-        "PREFECT_LOGGING_LEVEL": "INFO",
-    }
+    env = process_env(
+        emu,
+        PREFECT_API_URL=proxy.url,
+        PREFECT_CLIENT_MAX_RETRIES="1",
+        PREFECT_API_REQUEST_TIMEOUT="3",
+        PREFECT_LOGGING_LEVEL="INFO",
+    )
     parameters = {"manifest": str(manifest), "output": str(out), "limits": limits}
     done = subprocess.run(
         [sys.executable, str(CHILD), "batch", json.dumps(parameters)],
@@ -154,8 +153,6 @@ async def test_a_row_whose_record_cannot_be_read_fails_alone(
 ) -> None:
     # r1's record is a folder: reading it is an OSError, not one of the row's known
     # failures. The row fails with it; the other rows are made and the report written.
-    from flow_support import point_at
-
     emu = make_emulator(runners=4, job_seconds=0.2, fps=4)
     point_at(emu, monkeypatch)
     manifest = write_manifest(tmp_path, ROWS[:3])
@@ -269,7 +266,6 @@ def test_a_shard_without_a_report_is_read_from_its_records(
     from datetime import UTC, datetime, timedelta
 
     from pika_tasks.flows.scale_out import recorded_outcome
-    from pika_tasks.models import RequestHandle
     from pika_tasks.pricing import PriceTable
     from pika_tasks.records import RowRecord
 
@@ -277,7 +273,6 @@ def test_a_shard_without_a_report_is_read_from_its_records(
     record = None
     if state is not None:
         error = {"failed": "fal said no", "cancelled": "flow run cancelled"}.get(state)
-        url = "https://queue.example/fal-ai/pika/requests/req-1"
         record = RowRecord(
             id="a",
             state=state,  # type: ignore[arg-type]
@@ -285,15 +280,7 @@ def test_a_shard_without_a_report_is_read_from_its_records(
             row={"resolution": "1080p", "duration": 5},
             flow_run_id="shard-run" if mine else "earlier-run",
             submitted_at=datetime.now(UTC).isoformat(),
-            request=RequestHandle(
-                request_id="req-1",
-                status_url=f"{url}/status",
-                response_url=url,
-                cancel_url=f"{url}/cancel",
-                endpoint_id="fal-ai/pika/v2.2/image-to-video",
-            )
-            if state != "submitting"
-            else None,
+            request=handle_at("https://queue.example") if state != "submitting" else None,
             output="/out/a.mp4" if state == "succeeded" else None,
             error=error,
         )

@@ -17,12 +17,12 @@ from typing import Any
 
 import fsspec
 import pytest
-from flow_support import kill_when, point_at, run_to_end, start_batch, wait_while_running
-from helpers import probe_video, write_manifest
+from flow_support import kill_when, run_to_end, start_batch, wait_while_running
+from support import explain, point_at, probe_video, run_batch, write_manifest
 
 from pika_tasks.claims import Claim, ClaimBook, Holder
 from pika_tasks.flows import image_to_video_batch
-from pika_tasks.pipeline import BatchLimits, BatchResult, read_report, report_urls
+from pika_tasks.pipeline import BatchLimits, read_report, report_urls
 from pika_tasks.records import OutputLocation
 
 pytestmark = [pytest.mark.usefixtures("prefect_harness"), pytest.mark.timeout(240)]
@@ -123,7 +123,7 @@ def test_a_killed_run_leaves_its_rows_to_a_run_beside_it(
     assert taken_over and all(row.status == "succeeded" for row in taken_over), rows
 
     later = run_to_end(manifest, out, emu)
-    assert later.returncode == 0, later.stderr.decode()[-3000:]
+    assert later.returncode == 0, explain(later)
     assert emu.stats()["submissions"] == len(ROWS)
     assert {row.status for row in read_report(report_urls(str(out))[-1]).rows} == {"skipped"}
 
@@ -162,14 +162,10 @@ async def test_a_claim_of_a_run_prefect_reports_over_is_taken_over(
     holder = Holder(flow_run_id=str(run.id), flow_run_name="an-earlier-run", pid=os.getppid())
     _left_claim(location, "r0", holder)
 
-    state = await image_to_video_batch(
-        str(manifest),
-        location.url,
-        limits=BatchLimits(claim_lease_seconds=600),
-        return_state=True,
+    state, result = await run_batch(
+        str(manifest), location.url, limits=BatchLimits(claim_lease_seconds=600)
     )
-    result = await state.aresult(raise_on_failure=False)
-    assert isinstance(result, BatchResult) and result.succeeded == 2, state.message
+    assert result.succeeded == 2, state.message
     assert emu.stats()["submissions"] == 2
     assert ClaimBook(location).current("r0") is None
 
@@ -185,17 +181,12 @@ async def test_a_row_held_by_a_live_run_is_not_submitted(
     sleeper = await asyncio.create_subprocess_exec("sleep", "60")
     try:
         _left_claim(location, "r1", Holder(flow_run_id=str(uuid.uuid4()), pid=sleeper.pid))
-        state = await image_to_video_batch(
-            str(manifest),
-            location.url,
-            limits=BatchLimits(claim_wait_seconds=0.5),
-            return_state=True,
+        _, result = await run_batch(
+            str(manifest), location.url, limits=BatchLimits(claim_wait_seconds=0.5)
         )
     finally:
         sleeper.kill()
         await sleeper.wait()
-    result = await state.aresult(raise_on_failure=False)
-    assert isinstance(result, BatchResult), result
     assert (result.succeeded, result.skipped, emu.stats()["submissions"]) == (1, 1, 1)
     held = next(row for row in read_report(result.report_url).rows if row.id == "r1")
     assert held.action == "held" and f"pid {sleeper.pid}" in (held.error or "")

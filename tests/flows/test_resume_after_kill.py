@@ -25,10 +25,7 @@ import contextlib
 import hashlib
 import io
 import json
-import subprocess
-import sys
 import threading
-import uuid
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,8 +35,17 @@ import fsspec
 import numpy as np
 import pytest
 from flow_support import hold_report_rename_env, kill_when, run_to_end, start_batch
-from helpers import probe_video, write_manifest
 from PIL import Image
+from support import (
+    FAKE_AWS,
+    explain,
+    pika,
+    probe_video,
+    process_env,
+    s3_bucket,
+    s3_server,
+    write_manifest,
+)
 
 from pika_tasks.emulator import EmulatorServer
 from pika_tasks.emulator.config import ENDPOINT_ID
@@ -136,7 +142,7 @@ def check_report_agrees(location: OutputLocation, statuses: dict[str, frozenset[
 
 def rerun_and_check(manifest: Path, out: Path, emu: Any, *, submissions: int) -> None:
     done = run_to_end(manifest, out, emu)
-    assert done.returncode == 0, done.stderr.decode()[-3000:]
+    assert done.returncode == 0, explain(done)
     location = OutputLocation(str(out))
     check_outputs(location)
     check_report_agrees(location, dict.fromkeys(IDS, DONE))
@@ -350,40 +356,21 @@ def gated_s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, dict[str, A
 
     Yields ``("s3://bucket", storage_options, gate)``.
     """
-    from moto.moto_server.werkzeug_app import (
-        DomainDispatcherApplication,
-        MotoRequestHandler,
-        create_backend_app,
-    )
-    from werkzeug.serving import make_server
-
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
+    for name, value in FAKE_AWS.items():
         monkeypatch.setenv(name, value)
-    gate = StoreGate(DomainDispatcherApplication(create_backend_app), "/_runs/")
-    server = make_server("127.0.0.1", 0, gate, True, request_handler=MotoRequestHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    options = {
-        "endpoint_url": f"http://127.0.0.1:{server.server_address[1]}",
-        "key": "testing",
-        "secret": "testing",
-        "skip_instance_cache": True,
-    }
-    bucket = f"pika-kill-{uuid.uuid4().hex[:10]}"
-    fs = fsspec.filesystem("s3", **options)
-    fs.mkdir(bucket)
-    try:
-        yield f"s3://{bucket}", options, gate
-    finally:
-        gate.release()
-        with contextlib.suppress(Exception):
-            fs.rm(bucket, recursive=True)
-        server.shutdown()
-        thread.join(10)
+    gate: StoreGate | None = None
+
+    def gated(moto: Callable[..., Any]) -> StoreGate:
+        nonlocal gate
+        gate = StoreGate(moto, "/_runs/")
+        return gate
+
+    with s3_server(gated) as server, s3_bucket(server, "pika-kill") as bucket:
+        assert gate is not None
+        try:
+            yield bucket, {**server, "skip_instance_cache": True}, gate
+        finally:
+            gate.release()
 
 
 # --------------------------------------------------------------------------- tests
@@ -492,7 +479,7 @@ def test_killed_with_submits_in_flight(
     gate.release()
 
     again = run_to_end(manifest, out, emu)
-    assert again.returncode == 1, again.stderr.decode()[-3000:]
+    assert again.returncode == 1, explain(again)
     assert emu.stats()["submissions"] == queued_at_kill, "the re-run paid again"
     location = OutputLocation(str(out))
     check_report_agrees(
@@ -513,7 +500,7 @@ def test_killed_with_submits_in_flight(
     assert {lines[row_id]["action"] for row_id in free_rows} <= {"reattach", "skip"}
 
     forced = run_to_end(manifest, out, emu, "--resubmit-unknown")
-    assert forced.returncode == 0, forced.stderr.decode()[-3000:]
+    assert forced.returncode == 0, explain(forced)
     check_outputs(location)
     check_report_agrees(location, dict.fromkeys(IDS, DONE))
     lines = last_report(location)
@@ -587,7 +574,7 @@ def test_killed_while_writing_the_report(
     gate.release()
 
     done = run_to_end(manifest, out, emu, "--output-storage-options", storage)
-    assert done.returncode == 0, done.stderr.decode()[-3000:]
+    assert done.returncode == 0, explain(done)
     assert emu.stats()["submissions"] == len(ROWS)
     check_outputs(location)
     assert len(report_urls(location.url, location.storage_options)) == 1
@@ -629,7 +616,7 @@ def test_killed_while_writing_the_report_on_a_local_disk(
     assert at_kill == len(ROWS)
 
     done = run_to_end(manifest, out, emu)
-    assert done.returncode == 0, done.stderr.decode()[-3000:]
+    assert done.returncode == 0, explain(done)
     assert emu.stats()["submissions"] == len(ROWS)
     location = OutputLocation(str(out))
     # The killed run's temporary is the one thing left, and nothing reads it.
@@ -638,11 +625,7 @@ def test_killed_while_writing_the_report_on_a_local_disk(
     assert len(report_urls(location.url)) == 1
     check_report_agrees(location, dict.fromkeys(IDS, frozenset({"skipped"})))
     assert [run.skipped for run in read_reports(location.url)] == [len(ROWS)]
-    shown = subprocess.run(
-        [sys.executable, "-m", "pika_tasks", "report", str(out), "--all", "--json"],
-        capture_output=True,
-        timeout=60,
-    )
-    assert shown.returncode == 0, shown.stderr.decode()[-3000:]
+    shown = pika("report", str(out), "--all", "--json", env=process_env(), timeout=60)
+    assert shown.returncode == 0, explain(shown)
     assert [run["skipped"] for run in json.loads(shown.stdout)["runs"]] == [len(ROWS)]
     print_figures("while writing the report on a local disk", at_kill, ("the re-run", len(ROWS)))

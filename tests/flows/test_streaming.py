@@ -4,13 +4,12 @@ and the rows held at once are bounded by the limits, not by the manifest."""
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from typing import Any
 
 import fsspec
 import pytest
-from helpers import CountingMemoryFileSystem, png_bytes
+from support import CountingMemoryFileSystem, png_bytes, wait_until
 
 from pika_tasks.flows import image_to_video_batch
 from pika_tasks.pipeline import BatchLimits, BatchResult
@@ -44,10 +43,9 @@ async def test_the_first_submit_precedes_the_last_image_read(queue: Any) -> None
             most_held = max(most_held, images_read - done)
         if path == last_image:
             # Held until fal has a job: without streaming this read comes first and times out.
-            deadline = time.monotonic() + 30
-            while (count := queue.stats()["submissions"]) == 0:
-                assert time.monotonic() < deadline, "no submit before the last image was read"
-                time.sleep(0.02)
+            count = wait_until(
+                lambda: queue.stats()["submissions"], "a submit before the last image is read", 30
+            )
             submitted_before_last_read.append(count)
 
     def progress(update: BatchProgress) -> None:

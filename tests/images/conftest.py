@@ -5,13 +5,13 @@ from __future__ import annotations
 import contextlib
 import http.server
 import io
-import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+import support
 from PIL import Image
 
 
@@ -104,45 +104,8 @@ def http_server() -> Iterator[ImageServer]:
         thread.join(5)
 
 
-@dataclass
-class FtpBanner:
-    """A loopback port that greets each connection like a busy FTP server, then hangs up.
-
-    ``connections`` lists one entry per connection accepted: any entry means
-    something on this machine was contacted.
-    """
-
-    port: int
-    connections: list[str]
-
-
 @pytest.fixture
-def ftp_banner() -> Iterator[FtpBanner]:
+def ftp_banner() -> Iterator[support.FtpBanner]:
     """An FTP server on 127.0.0.1 that answers ``421`` (service not available) to everyone."""
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    connections: list[str] = []
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                connection, peer = listener.accept()
-            except OSError:  # closed at the end of the test
-                return
-            connections.append(f"{peer[0]}:{peer[1]}")
-            with contextlib.suppress(OSError), connection:
-                connection.sendall(b"421 Service not available, closing control connection.\r\n")
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield FtpBanner(listener.getsockname()[1], connections)
-    finally:
-        stop.set()
-        # Closing a listening socket does not wake accept(): a last connection does.
-        with contextlib.suppress(OSError), socket.create_connection(listener.getsockname(), 1):
-            pass
-        listener.close()
-        thread.join(5)
+    with support.ftp_banner() as banner:
+        yield banner

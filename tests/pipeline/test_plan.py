@@ -6,8 +6,8 @@ from __future__ import annotations
 import uuid
 
 import fsspec
-from helpers import CountingMemoryFileSystem, png_bytes
 from pipeline_support import row
+from support import CountingMemoryFileSystem, png_bytes
 
 from pika_tasks.images import ImageLimits
 from pika_tasks.manifest import ManifestRow, RowError

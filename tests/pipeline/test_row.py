@@ -12,8 +12,8 @@ from typing import Any
 
 import fsspec
 import pytest
-from helpers import CountingMemoryFileSystem, png_bytes, probe_video
 from pipeline_support import row
+from support import CountingMemoryFileSystem, png_bytes, probe_video
 
 from pika_tasks.client import PikaClient
 from pika_tasks.images import ImageLimits

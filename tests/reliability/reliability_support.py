@@ -1,4 +1,4 @@
-"""Helpers of the reliability tests: a canary key, batch runs, output checks, raw servers.
+"""Helpers of the reliability tests: output checks, hostile images, raw servers.
 
 The raw servers are tiny asyncio or socket servers on 127.0.0.1 that misbehave
 on purpose: one that accepts a connection and never answers, one whose status
@@ -15,62 +15,20 @@ import contextlib
 import hashlib
 import io
 import json
-import os
 import socket
 import struct
-import threading
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-from helpers import probe_video
 from PIL import Image
-
-from pika_tasks.flows import BatchResult, image_to_video_batch
-from pika_tasks.pipeline import read_report
-
-KEY = "fal-SECRET-canary-7d3f9a2b5e"
-"""A fake fal key that is easy to find in any text: it must never be shown."""
+from support import probe_video
 
 OTHER_KEY = "fal-other-key-for-401"
-"""The key an emulator requires when a test wants the canary refused (401)."""
-
-
-def point_at(emu: Any, monkeypatch: pytest.MonkeyPatch, key: str = KEY) -> None:
-    """Point the settings the batch flow reads from the environment at ``emu``."""
-    monkeypatch.setenv("FAL_KEY", key)
-    monkeypatch.setenv("PIKA_QUEUE_URL", emu.url)
-    monkeypatch.setenv("PIKA_STORAGE_URL", emu.url)
-    monkeypatch.setenv("PIKA_POLL_INTERVAL", "0.05")
-    monkeypatch.setenv("PIKA_MAX_POLL_INTERVAL", "0.2")
-
-
-def environment_for(emu: Any, key: str = KEY) -> dict[str, str]:
-    """The same settings as :func:`point_at`, as a dict for ``monkeypatch.setenv`` loops."""
-    return {
-        "FAL_KEY": key,
-        "PIKA_QUEUE_URL": emu.url,
-        "PIKA_STORAGE_URL": emu.url,
-        "PIKA_POLL_INTERVAL": "0.05",
-        "PIKA_MAX_POLL_INTERVAL": "0.2",
-    }
-
-
-async def run_batch(manifest: str, output: str, **parameters: Any) -> tuple[Any, BatchResult]:
-    """Run the batch flow in-process and return its final state and result."""
-    state = await image_to_video_batch(manifest, output, return_state=True, **parameters)
-    result = await state.aresult(raise_on_failure=False)
-    assert isinstance(result, BatchResult), result
-    return state, result
-
-
-def report_lines(url: str) -> list[dict[str, Any]]:
-    """A run report's lines in manifest order (they are written as rows finish)."""
-    return [row.model_dump() for row in read_report(url).rows]
+"""The key an emulator requires when a test wants the tests' key refused (401)."""
 
 
 def sha256_of(path: Path) -> str:
@@ -109,14 +67,6 @@ def snapshot(root: Path, *, skip: Path | None = None) -> dict[str, tuple[int, in
 
 
 # --------------------------------------------------------------------------- images
-
-
-def noise_png(side: int, seed: int = 7) -> bytes:
-    """A PNG of random pixels: it does not compress (about 3 MB at 1024 px)."""
-    pixels = np.random.default_rng(seed).integers(0, 256, (side, side, 3), dtype=np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 def solid_png(width: int, height: int, color: tuple[int, int, int] = (40, 90, 160)) -> bytes:
@@ -348,50 +298,6 @@ def full_backlog_port(max_fillers: int = 64) -> Iterator[int]:
         listener.close()
 
 
-@contextlib.contextmanager
-def banner_port() -> Iterator[tuple[int, list[str]]]:
-    """A loopback port that greets each connection with an FTP ``421`` and hangs up.
-
-    Yields the port and the list of connections made (one entry each): any
-    entry means something on this machine was contacted.
-    """
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    listener.settimeout(0.1)
-    hits: list[str] = []
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                connection, peer = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            hits.append(f"{peer[0]}:{peer[1]}")
-            with contextlib.suppress(OSError), connection:
-                connection.sendall(b"421 Service not available, closing control connection.\r\n")
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield listener.getsockname()[1], hits
-    finally:
-        stop.set()
-        thread.join(5)
-        listener.close()
-
-
-def closed_port() -> int:
-    """A loopback port with nothing listening (a connection is refused at once)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 def exception_texts(error: BaseException) -> Iterator[str]:
     """str, repr and attributes of an error and of every cause and context it chains."""
     seen: set[int] = set()
@@ -417,11 +323,6 @@ def files_under(root: Path) -> Iterator[Path]:
     for path in root.rglob("*"):
         if path.is_file():
             yield path
-
-
-def env_without_key() -> dict[str, str]:
-    """The test process's environment without ``FAL_KEY``."""
-    return {name: value for name, value in os.environ.items() if name != "FAL_KEY"}
 
 
 def echo_queue(mode: str = "failed-job") -> contextlib.AbstractAsyncContextManager[RawServer]:

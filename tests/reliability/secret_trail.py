@@ -8,8 +8,6 @@ the key.
 
 from __future__ import annotations
 
-import asyncio
-import time
 import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -29,7 +27,8 @@ from prefect.client.schemas.filters import (
 )
 from prefect.events.filters import EventAnyResourceFilter, EventFilter
 from prefect.logging.handlers import APILogHandler
-from reliability_support import KEY, exception_texts, files_under
+from reliability_support import exception_texts, files_under
+from support import KEY, wait_until_async
 
 
 @dataclass
@@ -117,13 +116,14 @@ async def prefect_trail(flow_run_id: UUID, trail: Trail, *, min_row_events: int 
         wanted = EventFilter(
             any_resource=EventAnyResourceFilter(id=[f"prefect.flow-run.{flow_run_id}"])
         )
-        deadline = time.monotonic() + 20
-        while True:
+
+        async def stored() -> list[Any]:
             events = await _all_events(client, wanted)
             rows = sum(event.event.startswith("pika.video.") for event in events)
-            if (events and rows >= min_row_events) or time.monotonic() > deadline:
-                break
-            await asyncio.sleep(0.2)  # the server stores events in batches
+            return events if events and rows >= min_row_events else []
+
+        # The server stores events in batches.
+        events = await wait_until_async(stored, "the run's events", 20, interval=0.2)
         for event in events:
             trail.add("event:json", event.model_dump_json())
     for log in await _all_logs(flow_run_id):

@@ -30,20 +30,16 @@ from typing import Any
 
 import fsspec
 import pytest
-from helpers import png_bytes
 from hostile_rows import EXTRA_NAMES, HOSTILE_IDS, Row, render, rows, windows_safe
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from reliability_support import (
-    banner_port,
-    environment_for,
     png_header_only,
-    report_lines,
-    run_batch,
     snapshot,
     solid_png,
     sparse_file,
 )
+from support import ftp_banner, png_bytes, queue_env, report_lines, run_batch
 
 from pika_tasks.emulator import EmulatorServer
 from pika_tasks.images import ImageError, inspect_image
@@ -334,7 +330,7 @@ def fast_queue(prefect_harness: None) -> Iterator[EmulatorServer]:
         EmulatorServer(runners=4, job_seconds=0.05, fps=4, fast=True) as emu,
         pytest.MonkeyPatch.context() as patch,
     ):
-        for name, value in environment_for(emu).items():
+        for name, value in queue_env(emu).items():
             patch.setenv(name, value)
         yield emu
 
@@ -457,7 +453,7 @@ def _plans(draw: st.DrawFn, port: int) -> _Plan:
     return _Plan(fmt, ordered)
 
 
-def _write_manifest(folder: Path, plan: _Plan) -> Path:
+def _write_plan(folder: Path, plan: _Plan) -> Path:
     """Write the plan as ``manifest.csv`` or ``manifest.jsonl`` (undecodable text as raw bytes)."""
     if plan.fmt == "jsonl":
         lines = [json.dumps(cells, ensure_ascii=False) for cells, _ in plan.rows]
@@ -480,9 +476,20 @@ def _write_manifest(folder: Path, plan: _Plan) -> Path:
     return path
 
 
-def _expected_ids(plan: _Plan) -> set[str]:
-    """Ids of the rows that must succeed."""
-    return {str(cells["id"]) for cells, field in plan.rows if field is None}
+def _expected_rows(plan: _Plan) -> dict[int, tuple[str, str]]:
+    """Row number -> ``("succeeded", id)``, or ``("failed", "row N, field 'F'")``."""
+    return {
+        number: ("succeeded", str(cells["id"]))
+        if field is None
+        else ("failed", f"row {number}, field '{field}'")
+        for number, (cells, field) in enumerate(plan.rows, start=1)
+    }
+
+
+def _expected_files(plan: _Plan) -> set[str]:
+    """The files the good rows leave in the output: a video and a record each."""
+    good = [cells["id"] for cells, field in plan.rows if field is None]
+    return {f"{row_id}.{ext}" for row_id in good for ext in ("mp4", "json")}
 
 
 def _escape_targets(out: Path, plan: _Plan) -> list[Path]:
@@ -495,14 +502,36 @@ def _escape_targets(out: Path, plan: _Plan) -> list[Path]:
     return [target for target in targets if out not in target.parents]
 
 
-def run_and_check(plan: _Plan, image_host: _ImageHost) -> None:
-    """Run the batch flow on ``plan`` in a fresh folder and check everything it did.
+@dataclass
+class _Seen:
+    """What a batch run on a plan did, for the test to compare with what it should have done.
 
-    Good rows succeed; every other row fails alone with an error naming its row and
-    field; the output holds only the good rows' files and one report; nothing else
-    on disk changes (inputs, their folder, the working directory, the targets the
-    refused ids aimed at); no private address is fetched.
+    Attributes:
+        rows: row number -> ``(status, id)`` of a succeeded row, ``(status, error head)``
+            of a failed one (the error up to its field's name).
+        files: the names in the output folder, but ``_claims``.
+        reports: the names in ``_runs``.
+        left_behind: claims not released and temporaries left in the output.
+        written_outside: paths changed or created outside the output (inputs, their
+            folder, the working directory, the targets the refused ids aimed at).
+        private_hits: requests that reached the private image host.
     """
+
+    rows: dict[int, tuple[str, str]]
+    files: set[str]
+    reports: list[str]
+    left_behind: list[str]
+    written_outside: list[str]
+    private_hits: list[str]
+
+
+def _error_head(error: str) -> str:
+    """``row N, field 'F'`` of a row error ``row N, field 'F': reason``."""
+    return error[: error.index("': ") + 1] if "': " in error else error
+
+
+def run_plan(plan: _Plan, image_host: _ImageHost) -> _Seen:
+    """Run the batch flow on ``plan`` in a fresh folder and a fresh working directory."""
     hits_before = len(image_host.hits)
     with tempfile.TemporaryDirectory(prefix="pika-hostile-") as root:
         base = Path(root)
@@ -510,7 +539,7 @@ def run_and_check(plan: _Plan, image_host: _ImageHost) -> None:
         cwd = base / "cwd"
         cwd.mkdir()
         _fill_images(work)
-        manifest = _write_manifest(work, plan)
+        manifest = _write_plan(work, plan)
         out = base / "out"
         before = snapshot(base, skip=out)
         escapes = _escape_targets(out, plan)
@@ -520,30 +549,34 @@ def run_and_check(plan: _Plan, image_host: _ImageHost) -> None:
             _, result = asyncio.run(run_batch(str(manifest), str(out), fail_on_partial=False))
         finally:
             os.chdir(previous_cwd)
-
-        lines = {line["row_number"]: line for line in report_lines(result.report_url)}
-        good = _expected_ids(plan)
-        assert (result.succeeded, result.failed) == (len(good), len(plan.rows) - len(good)), lines
-        for number, (cells, field) in enumerate(plan.rows, start=1):
-            line = lines[number]
-            if field is None:
-                assert (line["status"], line["id"]) == ("succeeded", cells["id"]), line
-            else:
-                assert line["status"] == "failed", line
-                assert line["error"].startswith(f"row {number}, field '{field}': "), line
-        # Exactly the good rows' files, a single report, and no temporaries.
-        expected = {f"{row_id}.{ext}" for row_id in good for ext in ("mp4", "json")}
-        assert {path.name for path in out.iterdir()} - {"_claims"} == expected | {"_runs"}
-        # Every row's claim was released when the row ended.
-        assert not [path for path in out.glob("_claims/**/*") if not path.is_dir()]
-        reports = list((out / "_runs").iterdir())
-        assert len(reports) == 1 and reports[0].suffix == ".jsonl"
-        assert not [path for path in out.rglob("*") if TEMP_MARKER in path.name]
-        # Nothing outside the output changed.
-        assert snapshot(base, skip=out) == before
-        assert list(cwd.iterdir()) == []
-        assert not [target for target in escapes if target.exists()]
-    assert image_host.hits[hits_before:] == [], "a private address was fetched"
+        rows = {
+            line["row_number"]: (
+                (line["status"], line["id"])
+                if line["status"] == "succeeded"
+                else (line["status"], _error_head(line["error"] or ""))
+            )
+            for line in report_lines(result.report_url)
+        }
+        after = snapshot(base, skip=out)
+        return _Seen(
+            rows=rows,
+            files={path.name for path in out.iterdir()} - {"_claims"},
+            reports=sorted(path.name for path in (out / "_runs").iterdir()),
+            left_behind=sorted(
+                [str(path) for path in out.glob("_claims/**/*") if not path.is_dir()]
+                + [str(path) for path in out.rglob("*") if TEMP_MARKER in path.name]
+            ),
+            written_outside=sorted(
+                [
+                    name
+                    for name in before.keys() | after.keys()
+                    if before.get(name) != after.get(name)
+                ]
+                + [str(path) for path in cwd.iterdir()]
+                + [str(target) for target in escapes if target.exists()]
+            ),
+            private_hits=image_host.hits[hits_before:],
+        )
 
 
 @pytest.mark.timeout(120)
@@ -562,7 +595,14 @@ def test_every_kind_of_hostile_row_fails_alone(
     rows_.insert(3, ({"id": "good-0", **good}, None))
     rows_.append(({"id": "good-1", **good, "image": "images/good1.png"}, None))
     rows_.append(({"id": "Good-1", **good}, "id"))  # a duplicate, case changed
-    run_and_check(_Plan(fmt, rows_), image_host)
+    plan = _Plan(fmt, rows_)
+
+    seen = run_plan(plan, image_host)
+
+    assert seen.rows == _expected_rows(plan), "good rows succeed, each other row fails alone"
+    assert seen.files == _expected_files(plan) | {"_runs"}
+    assert len(seen.reports) == 1 and seen.reports[0].endswith(".jsonl")
+    assert (seen.left_behind, seen.written_outside, seen.private_hits) == ([], [], [])
 
 
 # Loopback, written plainly and in disguise, as a manifest row might write it.
@@ -576,12 +616,12 @@ async def test_images_over_other_network_protocols_are_not_fetched_from_private_
 ) -> None:
     """A private address is refused before any connection, whatever the protocol."""
     raised: BaseException | None = None
-    with banner_port() as (port, hits):
+    with ftp_banner() as banner:
         try:
-            await inspect_image(f"{protocol}://{host}:{port}/a.png")
+            await inspect_image(f"{protocol}://{host}:{banner.port}/a.png")
         except Exception as error:
             raised = error
-    assert hits == [], f"{protocol}:// connected to 127.0.0.1"
+    assert banner.connections == [], f"{protocol}:// connected to 127.0.0.1"
     assert isinstance(raised, ImageError), raised
     assert "private, loopback or link-local address" in str(raised)
 
@@ -597,8 +637,8 @@ def test_an_ftp_image_that_fails_fails_only_its_row(
     allowed, its refusal (an ftplib error, not an OSError) fails the row with a
     message naming the image.
     """
-    with banner_port() as (port, hits):
-        image = f"ftp://127.0.0.1:{port}/a.png"
+    with ftp_banner() as banner:
+        image = f"ftp://127.0.0.1:{banner.port}/a.png"
         plan = _Plan(
             "csv",
             [
@@ -607,7 +647,7 @@ def test_an_ftp_image_that_fails_fails_only_its_row(
             ],
         )
         _fill_images(tmp_path)
-        manifest = _write_manifest(tmp_path, plan)
+        manifest = _write_plan(tmp_path, plan)
         _, result = asyncio.run(
             run_batch(
                 str(manifest),
@@ -621,10 +661,10 @@ def test_an_ftp_image_that_fails_fails_only_its_row(
     error = lines[1]["error"]
     if private_allowed:
         assert error.startswith(f"row 2, field 'image': {image}: cannot be read: 421 "), error
-        assert len(hits) == 1
+        assert len(banner.connections) == 1
     else:
         assert error.startswith(f"row 2, field 'image': {image}: host '127.0.0.1' resolves to ")
-        assert hits == []
+        assert banner.connections == []
 
 
 @pytest.mark.timeout(150)
@@ -639,4 +679,13 @@ def test_hostile_rows_fail_alone_and_nothing_is_written_outside_the_output(
     data: st.DataObject, fast_queue: EmulatorServer, image_host: _ImageHost
 ) -> None:
     """Generated mixes of hostile and good rows through the batch flow."""
-    run_and_check(data.draw(_plans(image_host.port), label="plan"), image_host)
+    plan = data.draw(_plans(image_host.port), label="plan")
+
+    seen = run_plan(plan, image_host)
+
+    assert seen.rows == _expected_rows(plan)
+    assert seen.files - {"_runs"} == _expected_files(plan), "only the good rows' files"
+    assert seen.reports == [seen.reports[0]] and seen.reports[0].endswith(".jsonl")
+    assert seen.left_behind == [], "claims released, no temporaries"
+    assert seen.written_outside == [], "nothing outside the output changed"
+    assert seen.private_hits == [], "a private address was fetched"

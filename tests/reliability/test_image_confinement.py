@@ -14,9 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import png_bytes
-from reliability_support import point_at, report_lines, run_batch, snapshot
+from reliability_support import snapshot
+from support import explain, pika, png_bytes, point_at, process_env, report_lines, run_batch
 
 from pika_tasks.estimate import estimate_batch
 
@@ -145,19 +142,19 @@ def test_each_row_outside_the_folder_fails_alone_through_the_batch_flow(
     assert snapshot(inbox.base, skip=out) == before
 
 
-def _command(*arguments: str) -> list[str]:
-    return [sys.executable, "-m", "pika_tasks", *arguments]
-
-
 def test_estimate_command_takes_image_root(inbox: Inbox) -> None:
-    done = subprocess.run(
-        _command("estimate", str(inbox.manifest), "--image-root", str(inbox.root), "--json"),
-        capture_output=True,
+    done = pika(
+        "estimate",
+        str(inbox.manifest),
+        "--image-root",
+        str(inbox.root),
+        "--json",
+        env=process_env(),
         timeout=60,
         cwd=inbox.base,
     )
 
-    assert done.returncode == 1, done.stderr.decode()[-2000:]
+    assert done.returncode == 1, explain(done)
     estimate = json.loads(done.stdout)
     assert {row["row_number"]: row["error"] for row in estimate["invalid"]} == {
         number: _expected_error(inbox, number) for number in inbox.outside
@@ -165,33 +162,24 @@ def test_estimate_command_takes_image_root(inbox: Inbox) -> None:
 
 
 def test_run_command_takes_image_root(inbox: Inbox, prefect_harness: None) -> None:
-    from prefect.settings import PREFECT_API_URL
-
     out = inbox.base / "out"
-    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value() or ""}
-    env.pop("FAL_KEY", None)
-
-    done = subprocess.run(
-        _command(
-            "run",
-            str(inbox.manifest),
-            "--out",
-            str(out),
-            "--local",
-            "--job-seconds",
-            "0.05",
-            "--image-root",
-            str(inbox.root),
-        ),
-        capture_output=True,
+    done = pika(
+        "run",
+        str(inbox.manifest),
+        "--out",
+        str(out),
+        "--local",
+        "--job-seconds",
+        "0.05",
+        "--image-root",
+        str(inbox.root),
+        env=process_env(),
         timeout=90,
         cwd=inbox.base,
-        env=env,
     )
 
-    assert done.returncode == 1, done.stderr.decode()[-2000:]
-    (report,) = (out / "_runs").iterdir()
-    lines = {line["row_number"]: line for line in report_lines(str(report))}
+    assert done.returncode == 1, explain(done)
+    lines = {line["row_number"]: line for line in report_lines(out)}
     assert {n for n, line in lines.items() if line["status"] == "succeeded"} == set(
         inbox.good.values()
     )

@@ -18,12 +18,8 @@ from typing import Any
 
 import fsspec
 import pytest
-from helpers import png_bytes
 from prefect import flow
-from pydantic import SecretStr
 from reliability_support import (
-    KEY,
-    closed_port,
     dripping_server,
     full_backlog_port,
     png_header_only,
@@ -32,12 +28,12 @@ from reliability_support import (
     sparse_file,
     stalling_stream_server,
 )
+from support import free_port, handle_at, png_bytes, settings_for
 
-from pika_tasks import PikaClient, RequestHandle, fetch_video
+from pika_tasks import PikaClient, fetch_video
 from pika_tasks.errors import DownloadTimeoutError, SubmitOutcomeUnknownError, TransportError
 from pika_tasks.images import ImageError, ImageLimits, ImageUnavailableError, inspect_image
 from pika_tasks.manifest import MAX_PROMPT_CHARS, read_manifest
-from pika_tasks.settings import PikaSettings
 from pika_tasks.storage import TEMP_MARKER
 
 pytestmark = pytest.mark.timeout(60)
@@ -45,31 +41,10 @@ pytestmark = pytest.mark.timeout(60)
 ARGS = {"image_url": "https://example.com/a.png", "prompt": "zoom in"}
 
 
-def handle_at(url: str) -> RequestHandle:
-    """A handle whose URLs all point at ``url``."""
-    base = f"{url}/fal-ai/pika/requests/req-1"
-    return RequestHandle(
-        request_id="req-1",
-        status_url=f"{base}/status",
-        response_url=base,
-        cancel_url=f"{base}/cancel",
-        endpoint_id="fal-ai/pika/v2.2/image-to-video",
-    )
-
-
 def client_at(url: str, **settings: Any) -> PikaClient:
-    """A client for ``url`` with short timeouts and quick retries."""
-    values: dict[str, Any] = {
-        "fal_key": KEY,
-        "queue_url": url,
-        "storage_url": url,
-        "connect_timeout": 0.3,
-        "read_timeout": 0.3,
-        "poll_interval": 0.02,
-        "max_poll_interval": 0.05,
-        "max_retries": 2,
-    }
-    return PikaClient(**{**values, **settings})
+    """A client for ``url`` with short timeouts and quick polls."""
+    quick = {"connect_timeout": 0.3, "read_timeout": 0.3, "poll_interval": 0.02}
+    return PikaClient(settings_for(url, **{**quick, "max_poll_interval": 0.05, **settings}))
 
 
 async def timed(call: Awaitable[Any]) -> tuple[float, BaseException | None]:
@@ -205,7 +180,7 @@ async def test_a_connection_that_is_never_accepted_times_out_and_is_safe_to_rese
 
 async def test_a_refused_connection_fails_fast() -> None:
     """Nothing listening: a transport error at once, after the bounded retries."""
-    async with client_at(f"http://127.0.0.1:{closed_port()}") as client:
+    async with client_at(f"http://127.0.0.1:{free_port()}") as client:
         seconds, error = await timed(client.submit(ARGS))
     assert isinstance(error, TransportError) and "ConnectError" in str(error)
     assert seconds < 2.0
@@ -282,9 +257,7 @@ async def test_a_trickling_download_is_bounded_by_the_tasks_timeout(tmp_path: Pa
 
         @flow(name="limits-trickling-download")
         async def fetch(settings_url: str) -> Any:
-            settings = PikaSettings(
-                fal_key=SecretStr(KEY), queue_url=settings_url, read_timeout=0.3
-            )
+            settings = settings_for(settings_url, read_timeout=0.3)
             return await bounded(handle, str(destination), settings=settings)
 
         started = time.monotonic()
@@ -310,12 +283,7 @@ async def test_a_trickling_download_is_bounded_by_the_download_timeout(tmp_path:
 
         @flow(name="limits-download-deadline")
         async def fetch(settings_url: str) -> Any:
-            settings = PikaSettings(
-                fal_key=SecretStr(KEY),
-                queue_url=settings_url,
-                read_timeout=0.3,
-                download_timeout=1.0,
-            )
+            settings = settings_for(settings_url, read_timeout=0.3, download_timeout=1.0)
             return await once(handle, str(destination), settings=settings)
 
         started = time.monotonic()

@@ -11,26 +11,30 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import png_bytes, write_manifest
 from prefect import flow
 from pydantic import SecretStr
 from reliability_support import (
-    KEY,
     OTHER_KEY,
-    closed_port,
     echo_queue,
-    env_without_key,
-    noise_png,
-    report_lines,
-    run_batch,
     silent_server,
 )
 from secret_trail import Trail, flow_run_id_of, prefect_trail, texts_of
+from support import (
+    KEY,
+    free_port,
+    noise_png,
+    pika_command,
+    png_bytes,
+    process_env,
+    report_lines,
+    run_batch,
+    settings_for,
+    write_manifest,
+)
 
 from pika_tasks import (
     AuthenticationError,
@@ -53,8 +57,6 @@ from pika_tasks.errors import PikaError
 from pika_tasks.settings import PikaSettings
 
 pytestmark = [pytest.mark.usefixtures("prefect_harness"), pytest.mark.timeout(150)]
-
-QUICK: dict[str, Any] = {"poll_interval": 0.05, "max_poll_interval": 0.2}
 
 
 def image_uri() -> str:
@@ -126,8 +128,7 @@ async def test_client_success_and_failure_paths_never_show_the_key(
     args = {"image_url": image_uri(), "prompt": "slow zoom in"}
 
     def client_for(emu: Any, **overrides: Any) -> PikaClient:
-        values = {"fal_key": KEY, "queue_url": emu.url, "storage_url": emu.url, **QUICK}
-        return PikaClient(**{**values, "max_retries": 1, **overrides})
+        return PikaClient(settings_for(emu, **{"max_retries": 1, **overrides}))
 
     # Success: upload, submit, wait, result, download, cancel of a finished job.
     async with client_for(good) as client:
@@ -164,7 +165,7 @@ async def test_client_success_and_failure_paths_never_show_the_key(
         await client.cancel(waiting)
 
     # 401 on every route: the queue wants another key.
-    async with PikaClient(fal_key=OTHER_KEY, queue_url=refusing.url, **QUICK) as owner:
+    async with PikaClient(settings_for(refusing, OTHER_KEY)) as owner:
         theirs = await owner.submit(args)
     async with client_for(refusing) as client:
         await _expect(trail, AuthenticationError, client.submit(args))
@@ -184,7 +185,7 @@ async def test_client_success_and_failure_paths_never_show_the_key(
         await _expect(trail, SubmitOutcomeUnknownError, client.submit(args))
         await _expect(trail, TransportError, client.status(hanging))
     async with PikaClient(
-        fal_key=KEY, queue_url=f"http://127.0.0.1:{closed_port()}", max_retries=0
+        fal_key=KEY, queue_url=f"http://127.0.0.1:{free_port()}", max_retries=0
     ) as client:
         await _expect(trail, TransportError, client.submit(args))
 
@@ -300,8 +301,6 @@ async def test_batch_flow_runs_never_show_the_key(
 
 def test_the_command_never_shows_the_key(make_emulator: Any, tmp_path: Path) -> None:
     """``pika-tasks run`` at DEBUG, succeeding and refused: its output and files are clean."""
-    from prefect.settings import PREFECT_API_URL
-
     good = make_emulator(require_key=KEY, job_seconds=0.1, fps=4, job_failure_rate=0.5, seed=3)
     refusing = make_emulator(require_key=OTHER_KEY, job_seconds=0.1, fps=4)
     rows = [f"r{n},images/{n}.png,zoom in {n}" for n in range(3)]
@@ -309,18 +308,8 @@ def test_the_command_never_shows_the_key(make_emulator: Any, tmp_path: Path) -> 
     processes: dict[str, tuple[Path, subprocess.Popen[str]]] = {}
     for name, emu in (("mixed", good), ("refused", refusing)):
         out = tmp_path / f"out-{name}"
-        env = {
-            **env_without_key(),
-            "FAL_KEY": KEY,
-            "PIKA_QUEUE_URL": emu.url,
-            "PIKA_STORAGE_URL": emu.url,
-            "PIKA_POLL_INTERVAL": "0.05",
-            "PIKA_MAX_POLL_INTERVAL": "0.2",
-            "PREFECT_LOGGING_LEVEL": "DEBUG",
-            "PREFECT_API_URL": PREFECT_API_URL.value() or "",
-            "COLUMNS": "250",
-        }
-        command = [sys.executable, "-m", "pika_tasks", "run", str(manifest), "--out", str(out)]
+        env = process_env(emu, PREFECT_LOGGING_LEVEL="DEBUG")
+        command = pika_command("run", str(manifest), "--out", str(out))
         processes[name] = (
             out,
             subprocess.Popen(
@@ -351,9 +340,7 @@ async def test_a_key_echoed_in_an_error_list_is_scrubbed(call: str) -> None:
     mode = "validation" if call.startswith("submit") else "failed-job"
     async with (
         echo_queue(mode) as queue,
-        PikaClient(
-            fal_key=KEY, queue_url=queue.url, storage_url=queue.url, max_retries=0, **QUICK
-        ) as client,
+        PikaClient(settings_for(queue, max_retries=0)) as client,
     ):
         trail = Trail()
         if mode == "validation":
@@ -372,9 +359,7 @@ async def test_a_key_echoed_in_a_failed_jobs_error_is_scrubbed() -> None:
     """A key quoted back in a failed job's error text is scrubbed from JobFailedError."""
     async with (
         echo_queue() as queue,
-        PikaClient(
-            fal_key=KEY, queue_url=queue.url, storage_url=queue.url, max_retries=0, **QUICK
-        ) as client,
+        PikaClient(settings_for(queue, max_retries=0)) as client,
     ):
         handle = await client.submit({"image_url": "https://x.test/a.png", "prompt": "p"})
         trail = Trail()

@@ -12,13 +12,7 @@ does not use the options) is generated; with private addresses allowed
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
-import subprocess
-import sys
-import threading
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,8 +20,18 @@ from typing import Any
 
 import fsspec
 import pytest
-from helpers import png_bytes
-from reliability_support import environment_for, point_at, report_lines, run_batch
+from support import (
+    FAKE_AWS,
+    explain,
+    pika,
+    png_bytes,
+    point_at,
+    process_env,
+    report_lines,
+    run_batch,
+    s3_bucket,
+    s3_server,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -43,49 +47,24 @@ class CountingS3:
 
 @pytest.fixture
 def counting_s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[CountingS3]:
-    from moto.moto_server.werkzeug_app import (
-        DomainDispatcherApplication,
-        MotoRequestHandler,
-        create_backend_app,
-    )
-    from werkzeug.serving import make_server
-
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
+    for name, value in FAKE_AWS.items():
         monkeypatch.setenv(name, value)
-    moto = DomainDispatcherApplication(create_backend_app)
     requests: list[str] = []
 
-    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        if "/in/" in environ.get("PATH_INFO", ""):
-            requests.append(f"{environ['REQUEST_METHOD']} {environ['PATH_INFO']}")
-        return moto(environ, start_response)
+    def counting(moto: Callable[..., Any]) -> Callable[..., Any]:
+        def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+            if "/in/" in environ.get("PATH_INFO", ""):
+                requests.append(f"{environ['REQUEST_METHOD']} {environ['PATH_INFO']}")
+            return moto(environ, start_response)
 
-    server = make_server("127.0.0.1", 0, app, True, request_handler=MotoRequestHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    options = {
-        "endpoint_url": f"http://127.0.0.1:{server.server_address[1]}",
-        "key": "testing",
-        "secret": "testing",
-    }
-    bucket = f"s3://pika-hosts-{uuid.uuid4().hex[:10]}"
-    fs = fsspec.filesystem("s3", **options, skip_instance_cache=True)
-    fs.mkdir(bucket)
-    for n in range(2):
-        fs.pipe(f"{bucket}/in/images/{n}.png", png_bytes(color=(60 * n, 100, 200)))
-    store = CountingS3(bucket, options, requests)
-    requests.clear()
-    try:
-        yield store
-    finally:
-        with contextlib.suppress(Exception):
-            fs.rm(bucket, recursive=True)
-        server.shutdown()
-        thread.join(10)
+        return app
+
+    with s3_server(counting) as options, s3_bucket(options, "pika-hosts") as bucket:
+        fs = fsspec.filesystem("s3", **options, skip_instance_cache=True)
+        for n in range(2):
+            fs.pipe(f"{bucket}/in/images/{n}.png", png_bytes(color=(60 * n, 100, 200)))
+        requests.clear()
+        yield CountingS3(bucket, options, requests)
 
 
 REFUSED = (
@@ -139,10 +118,6 @@ def test_rows_on_a_store_at_a_private_endpoint_fail_alone_unless_allowed(
     assert emu.stats()["submissions"] == 1
 
 
-def _command(*arguments: str) -> list[str]:
-    return [sys.executable, "-m", "pika_tasks", *arguments]
-
-
 def test_the_commands_refuse_a_private_endpoint_unless_allowed(
     counting_s3: CountingS3,
     make_emulator: Callable[..., Any],
@@ -151,18 +126,14 @@ def test_the_commands_refuse_a_private_endpoint_unless_allowed(
 ) -> None:
     """The manifest and its images on the store, named by ``--storage-options`` (the
     operator may read a manifest wherever it likes: only image reads are checked)."""
-    from prefect.settings import PREFECT_API_URL
-
     fs = fsspec.filesystem("s3", **counting_s3.options, skip_instance_cache=True)
     manifest = f"{counting_s3.bucket}/in/manifest.csv"
     fs.pipe(manifest, b"id,image,prompt\nr0,images/0.png,pan\nr1,images/1.png,zoom\n")
     counting_s3.image_requests.clear()
     storage = ["--storage-options", json.dumps(counting_s3.options)]
 
-    refused = subprocess.run(
-        _command("estimate", manifest, *storage, "--json"), capture_output=True, timeout=60
-    )
-    assert refused.returncode == 1, refused.stderr.decode()[-2000:]
+    refused = pika("estimate", manifest, *storage, "--json", env=process_env(), timeout=60)
+    assert refused.returncode == 1, explain(refused)
     invalid = json.loads(refused.stdout)["invalid"]
     assert [row["error"] for row in invalid] == [
         f"row {n + 1}, field 'image': {counting_s3.bucket}/in/images/{n}.png: {REFUSED}"
@@ -170,36 +141,32 @@ def test_the_commands_refuse_a_private_endpoint_unless_allowed(
     ]
     assert [request for request in counting_s3.image_requests if "/images/" in request] == []
 
-    allowed = subprocess.run(
-        _command("estimate", manifest, *storage, "--allow-private-image-urls", "--json"),
-        capture_output=True,
+    allowed = pika(
+        "estimate",
+        manifest,
+        *storage,
+        "--allow-private-image-urls",
+        "--json",
+        env=process_env(),
         timeout=60,
     )
-    assert allowed.returncode == 0, allowed.stderr.decode()[-2000:]
+    assert allowed.returncode == 0, explain(allowed)
     assert json.loads(allowed.stdout)["invalid"] == []
 
     emu = make_emulator(runners=2, job_seconds=0.05, fps=4, fast=True)
     out = tmp_path / "out"
-    run = subprocess.run(
-        _command(
-            "run",
-            manifest,
-            "--out",
-            str(out),
-            *storage,
-            "--output-storage-options",
-            "{}",
-            "--allow-private-image-urls",
-        ),
-        capture_output=True,
+    run = pika(
+        "run",
+        manifest,
+        "--out",
+        str(out),
+        *storage,
+        "--output-storage-options",
+        "{}",
+        "--allow-private-image-urls",
+        env=process_env(emu),
         timeout=90,
-        env={
-            **os.environ,
-            **environment_for(emu),
-            "PREFECT_API_URL": PREFECT_API_URL.value() or "",
-        },
     )
-    assert run.returncode == 0, run.stderr.decode()[-2000:]
-    (report,) = (out / "_runs").iterdir()
-    assert [line["status"] for line in report_lines(str(report))] == ["succeeded"] * 2
+    assert run.returncode == 0, explain(run)
+    assert [line["status"] for line in report_lines(out)] == ["succeeded"] * 2
     assert emu.stats()["submissions"] == 2

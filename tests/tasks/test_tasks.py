@@ -1,4 +1,5 @@
-"""The three tasks, run by Prefect against the emulator over loopback."""
+"""The three tasks against the emulator over loopback: their bodies through ``.fn`` (no Prefect
+run), and what Prefect adds (retries, sync flows, run names) in flows on the test API."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import png_bytes, probe_video, settled_task_runs
 from prefect import flow
+from prefect.logging import disable_run_logger
+from support import png_bytes, probe_video, settings_for, settled_task_runs
 
 from pika_tasks import (
     FalValidationError,
@@ -19,25 +21,10 @@ from pika_tasks import (
     submit_image_to_video,
     wait_for_completion,
 )
-from pika_tasks.settings import PikaSettings
 from pika_tasks.storage import TEMP_MARKER
 
-pytestmark = pytest.mark.usefixtures("prefect_harness")
-
-KEY = "fal-test-KEY-tasks-5d2e"
-
-
-def settings_for(emu: Any, **overrides: Any) -> PikaSettings:
-    values: dict[str, Any] = {
-        "fal_key": KEY,
-        "queue_url": emu.url,
-        "storage_url": emu.url,
-        "poll_interval": 0.05,
-        "max_poll_interval": 0.2,
-        "max_retries": 2,
-    }
-    values.update(overrides)
-    return PikaSettings(**values)
+on_prefect = pytest.mark.usefixtures("prefect_harness")
+"""For the tests of what Prefect does with the tasks."""
 
 
 def data_uri() -> str:
@@ -56,17 +43,15 @@ async def test_three_tasks_make_a_video_of_the_requested_size(
     emu = make_emulator(job_seconds=0.2, fps=4)
     settings = settings_for(emu)
 
-    @flow
-    async def one_video(out: str) -> Any:
-        handle = await submit_image_to_video(
+    with disable_run_logger():
+        handle = await submit_image_to_video.fn(
             {"image_url": data_uri(), "prompt": "slow zoom in", "resolution": "1080p"},
             settings=settings,
         )
-        status = await wait_for_completion(handle, settings=settings)
-        video = await fetch_video(handle, f"{out}/{handle.request_id}.mp4", settings=settings)
-        return handle, status, video
+        status = await wait_for_completion.fn(handle, settings=settings)
+        destination = f"{tmp_path}/{handle.request_id}.mp4"
+        video = await fetch_video.fn(handle, destination, settings=settings)
 
-    handle, status, video = await one_video(str(tmp_path))
     assert isinstance(handle, RequestHandle)
     assert "/fal-ai/pika/requests/" in handle.status_url
     assert status.status == "COMPLETED"
@@ -79,6 +64,7 @@ async def test_three_tasks_make_a_video_of_the_requested_size(
     assert emu.stats()["submissions"] == 1
 
 
+@on_prefect
 def test_tasks_work_from_a_sync_flow(emulator: Any, tmp_path: Path) -> None:
     settings = settings_for(emulator)
 
@@ -98,18 +84,15 @@ def test_tasks_work_from_a_sync_flow(emulator: Any, tmp_path: Path) -> None:
 async def test_invalid_input_fails_before_any_request(emulator: Any) -> None:
     settings = settings_for(emulator)
 
-    @flow
-    async def bad() -> None:
-        await submit_image_to_video(
+    with disable_run_logger(), pytest.raises(ValueError, match="duration") as caught:
+        await submit_image_to_video.fn(
             {"image_url": data_uri(), "prompt": "x", "duration": 7}, settings=settings
         )
-
-    with pytest.raises(ValueError, match="duration") as caught:
-        await bad()
     assert "5 or 10" in str(caught.value)
     assert emulator.stats()["submissions"] == 0
 
 
+@on_prefect
 async def test_submit_retries_only_what_fal_refused_to_queue(make_emulator: Any) -> None:
     # Every submit answered 503: fal did not queue anything, so retrying is safe.
     emu = make_emulator(error_rate_5xx=1.0, fault_routes={"submit"}, fps=4)
@@ -125,6 +108,7 @@ async def test_submit_retries_only_what_fal_refused_to_queue(make_emulator: Any)
     assert emu.stats()["requests"]["submit"] == 3  # the first try and two task retries
 
 
+@on_prefect
 async def test_job_failures_are_not_retried(make_emulator: Any) -> None:
     emu = make_emulator(job_failure_rate=1.0, job_seconds=0.1, fps=4)
     settings = settings_for(emu)
@@ -142,40 +126,25 @@ async def test_job_failures_are_not_retried(make_emulator: Any) -> None:
     assert emu.stats()["submissions"] == 1
 
 
-async def test_wait_deadline_cancels_the_remote_request(make_emulator: Any) -> None:
+@pytest.mark.parametrize("cancel", [True, False], ids=["cancelled", "left-running"])
+async def test_a_wait_deadline_cancels_the_remote_request_unless_told_not_to(
+    cancel: bool, make_emulator: Any
+) -> None:
     emu = make_emulator(job_seconds=30, fps=4)
     settings = settings_for(emu)
 
-    @flow
-    async def impatient() -> None:
-        handle = await submit_image_to_video(
+    with disable_run_logger():
+        handle = await submit_image_to_video.fn(
             {"image_url": data_uri(), "prompt": "x"}, settings=settings
         )
-        await wait_for_completion.with_options(retries=0)(handle, timeout=0.5, settings=settings)
-
-    with pytest.raises(WaitTimeoutError):
-        await impatient()
-    assert emu.stats()["cancellations"] == 1
-
-
-async def test_wait_deadline_can_leave_the_request_running(make_emulator: Any) -> None:
-    emu = make_emulator(job_seconds=30, fps=4)
-    settings = settings_for(emu)
-
-    @flow
-    async def impatient() -> None:
-        handle = await submit_image_to_video(
-            {"image_url": data_uri(), "prompt": "x"}, settings=settings
-        )
-        await wait_for_completion.with_options(retries=0)(
-            handle, timeout=0.3, cancel_on_timeout=False, settings=settings
-        )
-
-    with pytest.raises(WaitTimeoutError):
-        await impatient()
-    assert emu.stats()["cancellations"] == 0
+        with pytest.raises(WaitTimeoutError):
+            await wait_for_completion.fn(
+                handle, timeout=0.3, cancel_on_timeout=cancel, settings=settings
+            )
+    assert emu.stats()["cancellations"] == (1 if cancel else 0)
 
 
+@on_prefect
 async def test_failed_fetch_leaves_no_file_at_the_destination(
     make_emulator: Any, tmp_path: Path
 ) -> None:
@@ -210,6 +179,7 @@ async def test_validation_errors_from_fal_carry_the_detail(emulator: Any) -> Non
     assert any("resolution" in str(item.get("loc")) for item in caught.value.detail)
 
 
+@on_prefect
 async def test_tasks_share_an_open_client_and_are_named_after_the_request(
     emulator: Any, tmp_path: Path
 ) -> None:
