@@ -17,11 +17,13 @@ import shutil
 import subprocess
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
+from pika_tasks.emulator import FaultRule
 from pika_tasks.emulator.infra import TIMEOUT_TYPE_HEADER, FaultSpec
 
 HERE = Path(__file__).parent
@@ -171,3 +173,18 @@ def fal_client_retries(spec: FaultSpec) -> bool:
 def fal_js_retries(spec: FaultSpec) -> bool:
     """@fal-ai/client: 429, 502, 503 and 504 (queue calls), except a user start-timeout."""
     return not _user_timeout(spec) and spec.status_code in (429, 502, 503, 504)
+
+
+T = TypeVar("T")
+
+
+def under_fault(emu: Any, rule: FaultRule | str, call: Callable[[], T]) -> tuple[T, int, int]:
+    """Arm ``rule``, make one client call: its answer, the requests its route received, and
+    the jobs queued meanwhile."""
+    parsed = FaultRule.parse(rule) if isinstance(rule, str) else rule
+    emu.inject(parsed)
+    before = emu.stats()
+    answer = call()
+    after = emu.stats()
+    sent = after["requests"][parsed.route] - before["requests"][parsed.route]
+    return answer, sent, after["submissions"] - before["submissions"]

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from _contract_support import Driver, fal_client_retries
+from _contract_support import Driver, fal_client_retries, under_fault
 
 from pika_tasks.emulator import EmulatorServer, FaultRule
 from pika_tasks.emulator.infra import FAULTS
@@ -120,10 +120,11 @@ def test_every_fault_surfaces_as_fal_client_s_error_or_is_retried(
     fault: str, fal_py: Driver, emu: EmulatorServer, completed: str
 ) -> None:
     spec = FAULTS[fault]
-    emu.inject(FaultRule("status", fault, request_id=completed))
-    before = emu.stats()["requests"]["status"]
-    answer = fal_py.call("status", request_id=completed, with_logs=False)
-    attempts = emu.stats()["requests"]["status"] - before
+    answer, attempts, _ = under_fault(
+        emu,
+        FaultRule("status", fault, request_id=completed),
+        lambda: fal_py.call("status", request_id=completed, with_logs=False),
+    )
     if fal_client_retries(spec):
         assert attempts == 2 and answer["ok"]["class"] == "Completed"
         return
@@ -133,26 +134,3 @@ def test_every_fault_surfaces_as_fal_client_s_error_or_is_retried(
     assert error["status_code"] == spec.status_code
     assert error["error_type"] == spec.error_type
     assert error["request_id_header"] == completed
-
-
-def test_a_refused_submit_is_resent_and_queued_once(
-    fal_py: Driver, emu: EmulatorServer, job_input: dict[str, Any]
-) -> None:
-    emu.inject("submit=rate_limited")
-    before = emu.stats()
-    fal_py.ok("submit", arguments=job_input)
-    after = emu.stats()
-    assert after["requests"]["submit"] - before["requests"]["submit"] == 2
-    assert after["submissions"] - before["submissions"] == 1
-
-
-def test_a_lost_submit_answer_is_resent_and_queues_a_second_job(
-    fal_py: Driver, emu: EmulatorServer, job_input: dict[str, Any]
-) -> None:
-    """fal-client resends a submit after a gateway page: the hazard pika-tasks avoids."""
-    emu.inject("submit=gateway_502:queued")
-    before = emu.stats()
-    fal_py.ok("submit", arguments=job_input)
-    after = emu.stats()
-    assert after["requests"]["submit"] - before["requests"]["submit"] == 2
-    assert after["submissions"] - before["submissions"] == 2  # two jobs, two bills

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from _contract_support import Driver, fal_js_retries
+from _contract_support import Driver, fal_js_retries, under_fault
 
 from pika_tasks.emulator import EmulatorServer, FaultRule
 from pika_tasks.emulator.infra import FAULTS
@@ -137,10 +137,11 @@ def test_every_fault_surfaces_as_an_api_error_after_the_client_s_retries(
     fault: str, fal_js: Driver, emu: EmulatorServer, completed: str
 ) -> None:
     spec = FAULTS[fault]
-    emu.inject(FaultRule("cancel", fault, times=None, request_id=completed))
-    before = emu.stats()["requests"]["cancel"]
-    error = fal_js.error("cancel", requestId=completed, quickRetries=True)
-    attempts = emu.stats()["requests"]["cancel"] - before
+    error, attempts, _ = under_fault(
+        emu,
+        FaultRule("cancel", fault, times=None, request_id=completed),
+        lambda: fal_js.error("cancel", requestId=completed, quickRetries=True),
+    )
     assert attempts == (4 if fal_js_retries(spec) else 1)  # its default: three retries
     assert error["isApiError"] and error["status"] == spec.status_code
     assert error["isUserTimeout"] == (fault == "user_timeout")
@@ -149,26 +150,3 @@ def test_every_fault_surfaces_as_an_api_error_after_the_client_s_retries(
         assert error["requestId"] == completed  # from the x-fal-request-id header
     else:
         assert error["body"] is None and error["requestId"] == ""  # a gateway page says nothing
-
-
-def test_a_refused_submit_is_resent_and_queued_once(
-    fal_js: Driver, emu: EmulatorServer, job_input: dict[str, Any]
-) -> None:
-    emu.inject("submit=runner_scheduling_failure")
-    before = emu.stats()
-    fal_js.ok("submit", input=job_input)
-    after = emu.stats()
-    assert after["requests"]["submit"] - before["requests"]["submit"] == 2
-    assert after["submissions"] - before["submissions"] == 1
-
-
-def test_a_lost_submit_answer_is_resent_and_queues_a_second_job(
-    fal_js: Driver, emu: EmulatorServer, job_input: dict[str, Any]
-) -> None:
-    """@fal-ai/client resends a submit after a gateway page: the hazard pika-tasks avoids."""
-    emu.inject("submit=gateway_504:queued")
-    before = emu.stats()
-    fal_js.ok("submit", input=job_input)
-    after = emu.stats()
-    assert after["requests"]["submit"] - before["requests"]["submit"] == 2
-    assert after["submissions"] - before["submissions"] == 2  # two jobs, two bills
