@@ -7,9 +7,9 @@ from typing import Any
 
 import fsspec
 import pytest
+from support import handle_at
 
-from pika_tasks.models import RequestHandle
-from pika_tasks.pipeline import Action, ReportWriter, RowOutcome, decide, report_urls
+from pika_tasks.pipeline import ReportWriter, RowOutcome, report_urls
 from pika_tasks.records import OutputLocation, RowRecord
 from pika_tasks.storage import (
     TEMP_MARKER,
@@ -21,13 +21,7 @@ from pika_tasks.storage import (
     write_bytes_atomic,
 )
 
-HANDLE = RequestHandle(
-    request_id="r1",
-    status_url="http://q/fal-ai/pika/requests/r1/status",
-    response_url="http://q/fal-ai/pika/requests/r1",
-    cancel_url="http://q/fal-ai/pika/requests/r1/cancel",
-    endpoint_id="fal-ai/pika/v2.2/image-to-video",
-)
+HANDLE = handle_at("http://q", "r1")
 
 
 @pytest.fixture(params=["local", "memory", "s3"])
@@ -97,54 +91,6 @@ def test_video_exists_checks_the_recorded_size(tmp_path: Path) -> None:
     assert not out.video_exists(record.model_copy(update={"size": 5}))
     video.unlink()
     assert not out.video_exists(record)
-
-
-@pytest.mark.parametrize(
-    ("record", "fingerprint", "video_exists", "expected"),
-    [
-        (None, "f", False, Action.SUBMIT),
-        (
-            RowRecord(id="a", state="succeeded", fingerprint="f", request=HANDLE),
-            "f",
-            True,
-            Action.SKIP,
-        ),
-        (
-            RowRecord(id="a", state="succeeded", fingerprint="f", request=HANDLE),
-            "f",
-            False,
-            Action.REATTACH,
-        ),
-        (
-            RowRecord(id="a", state="succeeded", fingerprint="old", request=HANDLE),
-            "f",
-            True,
-            Action.SUBMIT,
-        ),
-        (
-            RowRecord(id="a", state="submitted", fingerprint="f", request=HANDLE),
-            "f",
-            False,
-            Action.REATTACH,
-        ),
-        (
-            RowRecord(id="a", state="failed", fingerprint="f", request=HANDLE),
-            "f",
-            False,
-            Action.SUBMIT,
-        ),
-        (
-            RowRecord(id="a", state="cancelled", fingerprint="f", request=HANDLE),
-            "f",
-            False,
-            Action.SUBMIT,
-        ),
-    ],
-)
-def test_decide(
-    record: RowRecord | None, fingerprint: str, video_exists: bool, expected: Action
-) -> None:
-    assert decide(record, fingerprint, video_exists) is expected
 
 
 async def test_async_atomic_write_lands_whole(location: tuple[str, dict[str, Any]]) -> None:
