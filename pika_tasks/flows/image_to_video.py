@@ -158,6 +158,8 @@ async def image_to_video_batch(
         (see :mod:`pika_tasks.lineage`).
 
     Example:
+        Skipped as a doctest: it needs a bucket, a Prefect API and a fal key.
+
         >>> image_to_video_batch("s3://bucket/in/manifest.csv", "s3://bucket/out")  # doctest: +SKIP
     """
     settings = credentials.get_settings() if credentials else PikaSettings()
