@@ -9,9 +9,14 @@ skipped and rows submitted earlier are re-attached to their request, both
 for free.
 
 Example:
-    >>> import asyncio  # doctest: +SKIP
-    >>> estimate = asyncio.run(estimate_batch("examples/manifest.csv", "out/example"))
-    >>> estimate.to_submit, estimate.submit_usd, estimate.ok
+    Skipped as a doctest: it reads the repository's example manifest and its
+    images, relative to the working directory.
+
+    >>> import asyncio
+    >>> estimate = asyncio.run(  # doctest: +SKIP
+    ...     estimate_batch("examples/manifest.csv", "out/example")
+    ... )
+    >>> estimate.to_submit, estimate.submit_usd, estimate.ok  # doctest: +SKIP
     (3, 0.6, True)
 """
 
@@ -222,6 +227,8 @@ async def estimate_batch(
         ManifestError: the manifest cannot be read at all.
 
     Example:
+        Skipped as a doctest: it needs a manifest and its images on disk.
+
         >>> estimate = await estimate_batch("in/manifest.csv", max_spend_usd=5)  # doctest: +SKIP
         >>> estimate.submit_usd, estimate.within_budget  # doctest: +SKIP
         (0.6, True)

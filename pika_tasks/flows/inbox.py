@@ -79,6 +79,8 @@ async def process_inbox(
         The manifests processed by this run.
 
     Example:
+        Skipped as a doctest: it needs a bucket, a Prefect API and a fal key.
+
         >>> asyncio.run(process_inbox("s3://bucket/inbox", "s3://bucket/videos"))  # doctest: +SKIP
     """
     logger = get_run_logger()

@@ -290,6 +290,8 @@ async def image_to_video_scale_out(
         The merged counts; the merged report is ``{output}/_runs/{time}-{run}-merged.jsonl``.
 
     Example:
+        Skipped as a doctest: it needs a deployment, its workers and a fal key.
+
         >>> image_to_video_scale_out("s3://b/in/big.csv", "s3://b/out")  # doctest: +SKIP
     """
     logger = get_run_logger()
