@@ -13,8 +13,11 @@ Writer = Callable[..., str]
 
 
 @pytest.fixture
-def write_manifest() -> Writer:
-    """``write(url, rows_or_bytes, format=None, storage_options=None, compression=None)``.
+def put_manifest() -> Writer:
+    """``put_manifest(url, rows_or_bytes, format=None, storage_options=None, compression=None)``.
+
+    Not :func:`support.write_manifest` (a CSV beside its images, for runs): this one
+    puts any manifest, in any format, at any fsspec URL, for the reader's tests.
 
     Writes rows (encoded for ``format``, default: from the extension) or raw
     bytes or text to ``url`` through fsspec, compressing when asked; returns ``url``.

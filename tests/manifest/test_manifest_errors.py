@@ -57,9 +57,9 @@ HEADER = "id,image,prompt,resolution,duration,seed,negative_prompt"
     ],
 )
 def test_bad_csv_row_is_reported_and_good_rows_kept(
-    tmp_path: Path, write_manifest: Any, line: str, field: str, reason: str, row_id: str | None
+    tmp_path: Path, put_manifest: Any, line: str, field: str, reason: str, row_id: str | None
 ) -> None:
-    url = write_manifest(
+    url = put_manifest(
         str(tmp_path / "m.csv"), f"{HEADER}\n{GOOD}\n{line}\n{GOOD.replace('good', 'fine')}\n"
     )
 
@@ -74,14 +74,14 @@ def test_bad_csv_row_is_reported_and_good_rows_kept(
 
 
 def test_control_characters_in_ids_are_refused_and_shown_escaped(
-    tmp_path: Path, write_manifest: Any
+    tmp_path: Path, put_manifest: Any
 ) -> None:
     rows = [
         {"id": "a\x00b", "image": "a.png", "prompt": "p"},
         {"id": "a\nb", "image": "a.png", "prompt": "p"},
         {"id": "", "image": "c.png", "prompt": "p"},
     ]
-    url = write_manifest(str(tmp_path / "m.jsonl"), rows)
+    url = put_manifest(str(tmp_path / "m.jsonl"), rows)
 
     manifest = read_manifest(url)
 
@@ -91,13 +91,13 @@ def test_control_characters_in_ids_are_refused_and_shown_escaped(
     assert len(manifest.rows) == 1  # an empty id means "make one"
 
 
-def test_prompt_longer_than_the_limit(tmp_path: Path, write_manifest: Any) -> None:
+def test_prompt_longer_than_the_limit(tmp_path: Path, put_manifest: Any) -> None:
     rows = [
         {"id": "long", "image": "a.png", "prompt": "x" * (MAX_PROMPT_CHARS + 1)},
         {"id": "edge", "image": "a.png", "prompt": "x" * MAX_PROMPT_CHARS},
         {"id": "neg", "image": "a.png", "prompt": "p", "negative_prompt": "n" * 2001},
     ]
-    url = write_manifest(str(tmp_path / "m.json"), rows)
+    url = put_manifest(str(tmp_path / "m.json"), rows)
 
     manifest = read_manifest(url)
 
@@ -108,8 +108,8 @@ def test_prompt_longer_than_the_limit(tmp_path: Path, write_manifest: Any) -> No
     ]
 
 
-def test_prompt_over_the_limit_because_of_the_suffix(tmp_path: Path, write_manifest: Any) -> None:
-    url = write_manifest(
+def test_prompt_over_the_limit_because_of_the_suffix(tmp_path: Path, put_manifest: Any) -> None:
+    url = put_manifest(
         str(tmp_path / "m.json"), [{"id": "a", "image": "a.png", "prompt": "x" * 1995}]
     )
 
@@ -150,10 +150,10 @@ def test_prompt_over_the_limit_because_of_the_suffix(tmp_path: Path, write_manif
     ],
 )
 def test_wrong_json_types_are_row_errors(
-    tmp_path: Path, write_manifest: Any, row: dict[str, Any], field: str, reason: str
+    tmp_path: Path, put_manifest: Any, row: dict[str, Any], field: str, reason: str
 ) -> None:
     rows = [{"image": "ok.png", "prompt": "fine"}, row]
-    url = write_manifest(str(tmp_path / "m.jsonl"), rows)
+    url = put_manifest(str(tmp_path / "m.jsonl"), rows)
 
     manifest = read_manifest(url)
 
@@ -161,8 +161,8 @@ def test_wrong_json_types_are_row_errors(
     assert [(e.row_number, e.field, e.reason) for e in manifest.errors] == [(2, field, reason)]
 
 
-def test_json_numbers_that_are_whole_are_accepted(tmp_path: Path, write_manifest: Any) -> None:
-    url = write_manifest(
+def test_json_numbers_that_are_whole_are_accepted(tmp_path: Path, put_manifest: Any) -> None:
+    url = put_manifest(
         str(tmp_path / "m.json"),
         [{"id": 7, "image": "a.png", "prompt": "p", "duration": 10.0, "seed": 4294967295}],
     )
@@ -172,14 +172,14 @@ def test_json_numbers_that_are_whole_are_accepted(tmp_path: Path, write_manifest
     assert (row.id, row.duration, row.seed) == ("7", 10, 4294967295)
 
 
-def test_unparseable_jsonl_lines_and_non_objects(tmp_path: Path, write_manifest: Any) -> None:
+def test_unparseable_jsonl_lines_and_non_objects(tmp_path: Path, put_manifest: Any) -> None:
     text = (
         '{"image": "a.png", "prompt": "p", "id": "a"}\n'
         '{"image": "b.png", "prompt": \n'
         '["not", "an", "object"]\n'
         '{"image": "d.png", "prompt": "p", "id": "d"}\n'
     )
-    url = write_manifest(str(tmp_path / "m.jsonl"), text)
+    url = put_manifest(str(tmp_path / "m.jsonl"), text)
 
     manifest = read_manifest(url)
 
@@ -189,8 +189,8 @@ def test_unparseable_jsonl_lines_and_non_objects(tmp_path: Path, write_manifest:
     assert manifest.errors[1].reason == "must be a JSON object, not a list"
 
 
-def test_non_object_items_in_a_json_array(tmp_path: Path, write_manifest: Any) -> None:
-    url = write_manifest(
+def test_non_object_items_in_a_json_array(tmp_path: Path, put_manifest: Any) -> None:
+    url = put_manifest(
         str(tmp_path / "m.json"), '[{"image": "a.png", "prompt": "p"}, "b.png", null]'
     )
 
@@ -203,14 +203,14 @@ def test_non_object_items_in_a_json_array(tmp_path: Path, write_manifest: Any) -
     ]
 
 
-def test_duplicate_ids_refuse_every_later_row(tmp_path: Path, write_manifest: Any) -> None:
+def test_duplicate_ids_refuse_every_later_row(tmp_path: Path, put_manifest: Any) -> None:
     rows = [
         {"id": "x", "image": "a.png", "prompt": "p"},
         {"id": "y", "image": "b.png", "prompt": "p"},
         {"id": "x", "image": "c.png", "prompt": "p"},
         {"id": "X", "image": "d.png", "prompt": "p"},
     ]
-    url = write_manifest(str(tmp_path / "m.csv"), rows)
+    url = put_manifest(str(tmp_path / "m.csv"), rows)
 
     manifest = read_manifest(url)
 
@@ -222,12 +222,12 @@ def test_duplicate_ids_refuse_every_later_row(tmp_path: Path, write_manifest: An
     ]
 
 
-def test_an_id_is_taken_even_by_a_refused_row(tmp_path: Path, write_manifest: Any) -> None:
+def test_an_id_is_taken_even_by_a_refused_row(tmp_path: Path, put_manifest: Any) -> None:
     rows = [
         {"id": "x", "image": "a.png", "prompt": "p", "resolution": "4k"},
         {"id": "x", "image": "b.png", "prompt": "p"},
     ]
-    url = write_manifest(str(tmp_path / "m.csv"), rows)
+    url = put_manifest(str(tmp_path / "m.csv"), rows)
 
     manifest = read_manifest(url)
 
@@ -235,9 +235,9 @@ def test_an_id_is_taken_even_by_a_refused_row(tmp_path: Path, write_manifest: An
     assert [(e.row_number, e.field) for e in manifest.errors] == [(1, "resolution"), (2, "id")]
 
 
-def test_identical_rows_without_ids_are_duplicates(tmp_path: Path, write_manifest: Any) -> None:
+def test_identical_rows_without_ids_are_duplicates(tmp_path: Path, put_manifest: Any) -> None:
     rows = [{"image": "a.png", "prompt": "p"}, {"image": "a.png", "prompt": "p"}]
-    url = write_manifest(str(tmp_path / "m.csv"), rows)
+    url = put_manifest(str(tmp_path / "m.csv"), rows)
 
     manifest = read_manifest(url)
 
@@ -248,7 +248,7 @@ def test_identical_rows_without_ids_are_duplicates(tmp_path: Path, write_manifes
     assert "give the rows distinct ids" in error.reason
 
 
-def test_relative_image_climbing_out_of_an_http_host(write_manifest: Any, memory_root: str) -> None:
+def test_relative_image_climbing_out_of_an_http_host(put_manifest: Any, memory_root: str) -> None:
     # Reading from http would need a server; the resolution rule is the same.
     from pika_tasks.manifest._rows import _Bad, resolve_image
 
@@ -257,7 +257,7 @@ def test_relative_image_climbing_out_of_an_http_host(write_manifest: Any, memory
     assert resolve_image("../x.png", "https://example.com/in") == "https://example.com/x.png"
 
 
-def test_non_utf8_cells_name_the_row_and_column(tmp_path: Path, write_manifest: Any) -> None:
+def test_non_utf8_cells_name_the_row_and_column(tmp_path: Path, put_manifest: Any) -> None:
     data = (
         b"id,image,prompt,note\n"
         b"a,a.png,fine,ok\n"
@@ -265,7 +265,7 @@ def test_non_utf8_cells_name_the_row_and_column(tmp_path: Path, write_manifest: 
         b"c,c.png,fine,\xff\n"
         b"d,d.png,fine,ok\n"
     )
-    url = write_manifest(str(tmp_path / "m.csv"), data)
+    url = put_manifest(str(tmp_path / "m.csv"), data)
 
     manifest = read_manifest(url)
 
@@ -278,9 +278,9 @@ def test_non_utf8_cells_name_the_row_and_column(tmp_path: Path, write_manifest: 
     ]
 
 
-def test_non_utf8_bytes_in_jsonl(tmp_path: Path, write_manifest: Any) -> None:
+def test_non_utf8_bytes_in_jsonl(tmp_path: Path, put_manifest: Any) -> None:
     data = b'{"image": "a.png", "prompt": "ok"}\n{"image": "b\xe9.png", "prompt": "p"}\n'
-    url = write_manifest(str(tmp_path / "m.jsonl"), data)
+    url = put_manifest(str(tmp_path / "m.jsonl"), data)
 
     manifest = read_manifest(url)
 
@@ -318,13 +318,13 @@ def test_a_folder_is_not_a_manifest(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", ["m.xlsx", "manifest", "m.gz"])
-def test_unknown_format(tmp_path: Path, write_manifest: Any, name: str) -> None:
-    url = write_manifest(str(tmp_path / name), b"x")
+def test_unknown_format(tmp_path: Path, put_manifest: Any, name: str) -> None:
+    url = put_manifest(str(tmp_path / name), b"x")
     _raises(url, "cannot tell the format")
 
 
-def test_unknown_format_argument(tmp_path: Path, write_manifest: Any) -> None:
-    url = write_manifest(str(tmp_path / "m.csv"), "image,prompt\n")
+def test_unknown_format_argument(tmp_path: Path, put_manifest: Any) -> None:
+    url = put_manifest(str(tmp_path / "m.csv"), "image,prompt\n")
     _raises(url, "unknown manifest format 'xml'", format="xml")
 
 
@@ -337,71 +337,71 @@ def test_unknown_format_argument(tmp_path: Path, write_manifest: Any) -> None:
         ("m.parquet", [{"picture": "a.png", "prompt": "p"}]),
     ],
 )
-def test_no_image_column(tmp_path: Path, write_manifest: Any, name: str, content: Any) -> None:
-    url = write_manifest(str(tmp_path / name), content)
+def test_no_image_column(tmp_path: Path, put_manifest: Any, name: str, content: Any) -> None:
+    url = put_manifest(str(tmp_path / name), content)
     _raises(url, "'image'")
 
 
-def test_semicolon_separated_csv_gets_a_hint(tmp_path: Path, write_manifest: Any) -> None:
-    url = write_manifest(str(tmp_path / "m.csv"), "image;prompt\na.png;p\n")
+def test_semicolon_separated_csv_gets_a_hint(tmp_path: Path, put_manifest: Any) -> None:
+    url = put_manifest(str(tmp_path / "m.csv"), "image;prompt\na.png;p\n")
     _raises(url, "looks separated by ';'")
 
 
-def test_duplicate_column(tmp_path: Path, write_manifest: Any) -> None:
-    url = write_manifest(str(tmp_path / "m.csv"), "image,prompt,prompt\na.png,p,q\n")
+def test_duplicate_column(tmp_path: Path, put_manifest: Any) -> None:
+    url = put_manifest(str(tmp_path / "m.csv"), "image,prompt,prompt\na.png,p,q\n")
     _raises(url, "column 'prompt' appears twice")
 
 
-def test_empty_csv(tmp_path: Path, write_manifest: Any) -> None:
-    url = write_manifest(str(tmp_path / "m.csv"), b"")
+def test_empty_csv(tmp_path: Path, put_manifest: Any) -> None:
+    url = put_manifest(str(tmp_path / "m.csv"), b"")
     _raises(url, "is empty")
 
 
 @pytest.mark.parametrize("content", ['{"rows": []}', '"a.png"', "42"])
-def test_json_that_is_not_an_array(tmp_path: Path, write_manifest: Any, content: str) -> None:
-    url = write_manifest(str(tmp_path / "m.json"), content)
+def test_json_that_is_not_an_array(tmp_path: Path, put_manifest: Any, content: str) -> None:
+    url = put_manifest(str(tmp_path / "m.json"), content)
     _raises(url, "must hold a JSON array of row objects")
 
 
-def test_invalid_json_file(tmp_path: Path, write_manifest: Any) -> None:
-    url = write_manifest(str(tmp_path / "m.json"), '[{"image": ')
+def test_invalid_json_file(tmp_path: Path, put_manifest: Any) -> None:
+    url = put_manifest(str(tmp_path / "m.json"), '[{"image": ')
     _raises(url, "is not valid JSON")
 
 
-def test_utf16_file(tmp_path: Path, write_manifest: Any) -> None:
-    url = write_manifest(str(tmp_path / "m.csv"), "image,prompt\na.png,p\n".encode("utf-16"))
+def test_utf16_file(tmp_path: Path, put_manifest: Any) -> None:
+    url = put_manifest(str(tmp_path / "m.csv"), "image,prompt\na.png,p\n".encode("utf-16"))
     _raises(url, "UTF-16")
 
 
-def test_binary_file_with_a_text_extension(tmp_path: Path, write_manifest: Any) -> None:
-    url = write_manifest(str(tmp_path / "m.csv"), gzip.compress(b"image,prompt\n"))
+def test_binary_file_with_a_text_extension(tmp_path: Path, put_manifest: Any) -> None:
+    url = put_manifest(str(tmp_path / "m.csv"), gzip.compress(b"image,prompt\n"))
     _raises(url, "not UTF-8 text")
 
 
-def test_header_that_is_not_utf8(tmp_path: Path, write_manifest: Any) -> None:
-    url = write_manifest(str(tmp_path / "m.csv"), b"image,pr\xf6mpt\na.png,p\n")
+def test_header_that_is_not_utf8(tmp_path: Path, put_manifest: Any) -> None:
+    url = put_manifest(str(tmp_path / "m.csv"), b"image,pr\xf6mpt\na.png,p\n")
     _raises(url, "header row is not valid UTF-8")
 
 
-def test_corrupt_gzip(tmp_path: Path, write_manifest: Any) -> None:
-    url = write_manifest(str(tmp_path / "m.csv.gz"), b"this is not gzip")
+def test_corrupt_gzip(tmp_path: Path, put_manifest: Any) -> None:
+    url = put_manifest(str(tmp_path / "m.csv.gz"), b"this is not gzip")
     _raises(url, "cannot read manifest .* as gzip")
 
 
-def test_corrupt_parquet(tmp_path: Path, write_manifest: Any) -> None:
-    url = write_manifest(str(tmp_path / "m.parquet"), b"PAR1 not really")
+def test_corrupt_parquet(tmp_path: Path, put_manifest: Any) -> None:
+    url = put_manifest(str(tmp_path / "m.parquet"), b"PAR1 not really")
     _raises(url, "not a readable Parquet file")
 
 
 def test_parquet_without_pyarrow(
-    tmp_path: Path, write_manifest: Any, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, put_manifest: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    url = write_manifest(str(tmp_path / "m.parquet"), [{"image": "a.png", "prompt": "p"}])
+    url = put_manifest(str(tmp_path / "m.parquet"), [{"image": "a.png", "prompt": "p"}])
     monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
     _raises(url, r"needs pyarrow: pip install 'pika-tasks\[parquet\]'")
 
 
-def test_unknown_protocol(write_manifest: Any) -> None:
+def test_unknown_protocol(put_manifest: Any) -> None:
     _raises("nosuchproto://bucket/m.csv", "cannot open manifest")
 
 

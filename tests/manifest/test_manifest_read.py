@@ -101,9 +101,9 @@ def _expected(folder: str) -> list[tuple[Any, ...]]:
     ],
 )
 def test_every_format_reads_the_same_rows_from_a_local_folder(
-    tmp_path: Path, write_manifest: Any, name: str, compression: str | None, format: str
+    tmp_path: Path, put_manifest: Any, name: str, compression: str | None, format: str
 ) -> None:
-    url = write_manifest(str(tmp_path / name), ROWS, compression=compression)
+    url = put_manifest(str(tmp_path / name), ROWS, compression=compression)
 
     manifest = read_manifest(url)
 
@@ -114,8 +114,8 @@ def test_every_format_reads_the_same_rows_from_a_local_folder(
     assert _summary(manifest) == _expected(str(tmp_path))
 
 
-def test_memory_manifest_resolves_images_in_memory(memory_root: str, write_manifest: Any) -> None:
-    url = write_manifest(f"{memory_root}/in/m.jsonl", ROWS)
+def test_memory_manifest_resolves_images_in_memory(memory_root: str, put_manifest: Any) -> None:
+    url = put_manifest(f"{memory_root}/in/m.jsonl", ROWS)
 
     manifest = read_manifest(url)
 
@@ -125,11 +125,11 @@ def test_memory_manifest_resolves_images_in_memory(memory_root: str, write_manif
 
 
 def test_s3_manifest_resolves_images_in_the_bucket(
-    s3_bucket: tuple[str, dict[str, Any]], write_manifest: Any
+    s3_bucket: tuple[str, dict[str, Any]], put_manifest: Any
 ) -> None:
     bucket, options = s3_bucket
     rows = [*ROWS, {"id": "up", "image": "../shared/up.png", "prompt": "p"}]
-    url = write_manifest(f"{bucket}/in/m.csv", rows, storage_options=options)
+    url = put_manifest(f"{bucket}/in/m.csv", rows, storage_options=options)
 
     manifest = read_manifest(url, storage_options=options)
 
@@ -143,20 +143,18 @@ def test_s3_manifest_resolves_images_in_the_bucket(
 
 
 def test_compressed_manifest_on_s3(
-    s3_bucket: tuple[str, dict[str, Any]], write_manifest: Any
+    s3_bucket: tuple[str, dict[str, Any]], put_manifest: Any
 ) -> None:
     bucket, options = s3_bucket
-    url = write_manifest(
-        f"{bucket}/in/m.jsonl.gz", ROWS, storage_options=options, compression="gzip"
-    )
+    url = put_manifest(f"{bucket}/in/m.jsonl.gz", ROWS, storage_options=options, compression="gzip")
 
     manifest = read_manifest(url, storage_options=options)
 
     assert _summary(manifest) == _expected(f"{bucket}/in")
 
 
-def test_format_argument_overrides_the_extension(tmp_path: Path, write_manifest: Any) -> None:
-    url = write_manifest(str(tmp_path / "rows.txt"), ROWS, format="csv")
+def test_format_argument_overrides_the_extension(tmp_path: Path, put_manifest: Any) -> None:
+    url = put_manifest(str(tmp_path / "rows.txt"), ROWS, format="csv")
 
     manifest = read_manifest(url, format="csv")
 
@@ -164,8 +162,8 @@ def test_format_argument_overrides_the_extension(tmp_path: Path, write_manifest:
     assert [row.id for row in manifest.rows] == ["cat", "dog"]
 
 
-def test_explicit_compression_with_a_plain_name(tmp_path: Path, write_manifest: Any) -> None:
-    url = write_manifest(str(tmp_path / "rows.csv"), ROWS, format="csv", compression="gzip")
+def test_explicit_compression_with_a_plain_name(tmp_path: Path, put_manifest: Any) -> None:
+    url = put_manifest(str(tmp_path / "rows.csv"), ROWS, format="csv", compression="gzip")
 
     manifest = read_manifest(url, compression="gzip")
 
@@ -173,9 +171,9 @@ def test_explicit_compression_with_a_plain_name(tmp_path: Path, write_manifest: 
 
 
 def test_relative_local_manifest_path_gives_absolute_images(
-    tmp_path: Path, write_manifest: Any, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, put_manifest: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    write_manifest(str(tmp_path / "sub" / "m.csv"), ROWS)
+    put_manifest(str(tmp_path / "sub" / "m.csv"), ROWS)
     monkeypatch.chdir(tmp_path)
 
     manifest = read_manifest(os.path.join("sub", "m.csv"))
@@ -184,15 +182,15 @@ def test_relative_local_manifest_path_gives_absolute_images(
     assert manifest.rows[0].image == str(tmp_path / "sub" / "imgs" / "cat.png")
 
 
-def test_file_url_manifest_keeps_the_protocol(tmp_path: Path, write_manifest: Any) -> None:
-    write_manifest(str(tmp_path / "m.csv"), ROWS)
+def test_file_url_manifest_keeps_the_protocol(tmp_path: Path, put_manifest: Any) -> None:
+    put_manifest(str(tmp_path / "m.csv"), ROWS)
 
     manifest = read_manifest(f"file://{tmp_path}/m.csv")
 
     assert manifest.rows[0].image == f"file://{tmp_path}/imgs/cat.png"
 
 
-def test_absolute_paths_and_urls_are_kept(memory_root: str, write_manifest: Any) -> None:
+def test_absolute_paths_and_urls_are_kept(memory_root: str, put_manifest: Any) -> None:
     rows = [
         {"id": "a", "image": "/data/frames/a.png", "prompt": "p"},
         {"id": "b", "image": "s3://other-bucket/b.png", "prompt": "p"},
@@ -200,7 +198,7 @@ def test_absolute_paths_and_urls_are_kept(memory_root: str, write_manifest: Any)
         {"id": "d", "image": "HTTP://Example.com/d.png?x=1", "prompt": "p"},
         {"id": "e", "image": "imgs/./sub/../e.png", "prompt": "p"},
     ]
-    url = write_manifest(f"{memory_root}/m.json", rows)
+    url = put_manifest(f"{memory_root}/m.json", rows)
 
     manifest = read_manifest(url)
 
@@ -214,14 +212,14 @@ def test_absolute_paths_and_urls_are_kept(memory_root: str, write_manifest: Any)
 
 
 def test_csv_values_are_coerced_and_empty_cells_are_missing(
-    tmp_path: Path, write_manifest: Any
+    tmp_path: Path, put_manifest: Any
 ) -> None:
     text = (
         "image,prompt,resolution,duration,seed,negative_prompt,note\n"
         "a.png,  waves  ,1080P, 10 ,0042,,\n"
         "b.png,clouds,,,,,hello\n"
     )
-    url = write_manifest(str(tmp_path / "m.csv"), text)
+    url = put_manifest(str(tmp_path / "m.csv"), text)
 
     rows = read_manifest(url).rows
 
@@ -237,9 +235,7 @@ def test_csv_values_are_coerced_and_empty_cells_are_missing(
     assert rows[1].metadata == {"note": "hello"}
 
 
-def test_defaults_fill_missing_fields_and_row_values_win(
-    tmp_path: Path, write_manifest: Any
-) -> None:
+def test_defaults_fill_missing_fields_and_row_values_win(tmp_path: Path, put_manifest: Any) -> None:
     rows = [
         {
             "id": "own",
@@ -260,7 +256,7 @@ def test_defaults_fill_missing_fields_and_row_values_win(
             "seed": None,
         },
     ]
-    url = write_manifest(str(tmp_path / "m.jsonl"), rows)
+    url = put_manifest(str(tmp_path / "m.jsonl"), rows)
     defaults = RowDefaults(
         prompt="default prompt",
         prompt_suffix="cinematic",
@@ -299,9 +295,9 @@ def test_defaults_fill_missing_fields_and_row_values_win(
     ],
 )
 def test_prompt_suffix_joining(
-    tmp_path: Path, write_manifest: Any, prompt: str, suffix: str, expected: str
+    tmp_path: Path, put_manifest: Any, prompt: str, suffix: str, expected: str
 ) -> None:
-    url = write_manifest(str(tmp_path / "m.json"), [{"image": "a.png", "prompt": prompt}])
+    url = put_manifest(str(tmp_path / "m.json"), [{"image": "a.png", "prompt": prompt}])
 
     manifest = read_manifest(url, defaults=RowDefaults(prompt_suffix=suffix))
 
@@ -309,7 +305,7 @@ def test_prompt_suffix_joining(
 
 
 def test_csv_row_numbers_count_lines_and_skip_blank_lines(
-    tmp_path: Path, write_manifest: Any
+    tmp_path: Path, put_manifest: Any
 ) -> None:
     text = (
         "\ufeffid,image,prompt,resolution\r\n"
@@ -318,7 +314,7 @@ def test_csv_row_numbers_count_lines_and_skip_blank_lines(
         'b,b.png,"two\nlines",\r\n'
         "c,c.png,third,4k\r\n"
     )
-    url = write_manifest(str(tmp_path / "m.csv"), text)
+    url = put_manifest(str(tmp_path / "m.csv"), text)
 
     manifest = read_manifest(url)
 
@@ -327,18 +323,18 @@ def test_csv_row_numbers_count_lines_and_skip_blank_lines(
     assert [(error.row_number, error.id) for error in manifest.errors] == [(5, "c")]
 
 
-def test_jsonl_row_numbers_are_line_numbers(tmp_path: Path, write_manifest: Any) -> None:
+def test_jsonl_row_numbers_are_line_numbers(tmp_path: Path, put_manifest: Any) -> None:
     text = (
         '{"image": "a.png", "prompt": "p", "id": "a"}\n'
         "\n"
         '{"image": "b.png", "prompt": "p", "id": "b"}\n'
     )
-    url = write_manifest(str(tmp_path / "m.jsonl"), text)
+    url = put_manifest(str(tmp_path / "m.jsonl"), text)
 
     assert [row.row_number for row in read_manifest(url).rows] == [1, 3]
 
 
-def test_parquet_types_become_json_safe_metadata(tmp_path: Path, write_manifest: Any) -> None:
+def test_parquet_types_become_json_safe_metadata(tmp_path: Path, put_manifest: Any) -> None:
     rows = [
         {
             "id": 17,
@@ -363,7 +359,7 @@ def test_parquet_types_become_json_safe_metadata(tmp_path: Path, write_manifest:
             "raw": b"ok",
         },
     ]
-    url = write_manifest(str(tmp_path / "m.parquet"), rows)
+    url = put_manifest(str(tmp_path / "m.parquet"), rows)
 
     manifest = read_manifest(url)
 
@@ -379,8 +375,8 @@ def test_parquet_types_become_json_safe_metadata(tmp_path: Path, write_manifest:
     json.loads(manifest.model_dump_json())
 
 
-def test_rows_are_json_serialisable_and_round_trip(tmp_path: Path, write_manifest: Any) -> None:
-    url = write_manifest(str(tmp_path / "m.csv"), ROWS)
+def test_rows_are_json_serialisable_and_round_trip(tmp_path: Path, put_manifest: Any) -> None:
+    url = put_manifest(str(tmp_path / "m.csv"), ROWS)
     manifest = read_manifest(url)
 
     again = Manifest.model_validate_json(manifest.model_dump_json())
@@ -389,8 +385,8 @@ def test_rows_are_json_serialisable_and_round_trip(tmp_path: Path, write_manifes
     assert ManifestRow.model_validate(manifest.rows[0].model_dump(mode="json")) == manifest.rows[0]
 
 
-def test_to_input_builds_the_api_request(tmp_path: Path, write_manifest: Any) -> None:
-    url = write_manifest(str(tmp_path / "m.csv"), ROWS)
+def test_to_input_builds_the_api_request(tmp_path: Path, put_manifest: Any) -> None:
+    url = put_manifest(str(tmp_path / "m.csv"), ROWS)
     row = read_manifest(url).rows[0]
 
     request = row.to_input("https://cdn.example/cat.png")
@@ -417,19 +413,17 @@ def test_row_defaults_are_validated() -> None:
         RowDefaults(seed=-1)
 
 
-def test_header_only_csv_has_no_rows(tmp_path: Path, write_manifest: Any) -> None:
-    url = write_manifest(str(tmp_path / "m.csv"), "image,prompt\n")
+def test_header_only_csv_has_no_rows(tmp_path: Path, put_manifest: Any) -> None:
+    url = put_manifest(str(tmp_path / "m.csv"), "image,prompt\n")
 
     manifest = read_manifest(url)
 
     assert (manifest.rows, manifest.errors, manifest.ok) == ([], [], True)
 
 
-def test_unnamed_header_cells_keep_only_non_empty_values(
-    tmp_path: Path, write_manifest: Any
-) -> None:
+def test_unnamed_header_cells_keep_only_non_empty_values(tmp_path: Path, put_manifest: Any) -> None:
     text = "image,prompt,\na.png,p,\nb.png,p,stray\n"
-    url = write_manifest(str(tmp_path / "m.csv"), text)
+    url = put_manifest(str(tmp_path / "m.csv"), text)
 
     rows = read_manifest(url).rows
 
@@ -437,9 +431,9 @@ def test_unnamed_header_cells_keep_only_non_empty_values(
 
 
 def test_chained_manifest_url_resolves_images_in_the_outer_store(
-    memory_root: str, write_manifest: Any
+    memory_root: str, put_manifest: Any
 ) -> None:
-    write_manifest(f"{memory_root}/in/m.csv", ROWS)
+    put_manifest(f"{memory_root}/in/m.csv", ROWS)
 
     manifest = read_manifest(f"simplecache::{memory_root}/in/m.csv")
 

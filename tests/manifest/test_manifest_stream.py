@@ -265,20 +265,20 @@ def test_a_missing_file_raises_at_the_first_row_not_the_call(memory_root: str) -
     ],
 )
 def test_a_problem_of_the_file_raises_before_any_row(
-    memory_root: str, write_manifest: Any, name: str, content: str, match: str
+    memory_root: str, put_manifest: Any, name: str, content: str, match: str
 ) -> None:
-    url = write_manifest(f"{memory_root}/{name}", content)
+    url = put_manifest(f"{memory_root}/{name}", content)
 
     with pytest.raises(ManifestError, match=match):
         next(iter_manifest(url))
 
 
 def test_json_rows_none_of_which_has_an_image_are_refused_then_the_file(
-    memory_root: str, write_manifest: Any
+    memory_root: str, put_manifest: Any
 ) -> None:
     # JSON rows declare no columns: only the end tells that no row names an image.
     rows = [{"id": f"r{n}", "picture": "a.png", "prompt": "p"} for n in range(3)]
-    url = write_manifest(f"{memory_root}/m.jsonl", rows)
+    url = put_manifest(f"{memory_root}/m.jsonl", rows)
 
     stream = iter_manifest(url)
     refused = [next(stream) for _ in range(3)]
@@ -291,10 +291,10 @@ def test_json_rows_none_of_which_has_an_image_are_refused_then_the_file(
 
 
 def test_an_invalid_json_array_stops_where_it_turns_invalid(
-    memory_root: str, write_manifest: Any
+    memory_root: str, put_manifest: Any
 ) -> None:
     body = ",".join(json.dumps(row) for row in _rows(3)) + ', {"image": }]'
-    url = write_manifest(f"{memory_root}/m.json", "[" + body)
+    url = put_manifest(f"{memory_root}/m.json", "[" + body)
 
     stream = iter_manifest(url)
     taken = [next(stream) for _ in range(3)]
