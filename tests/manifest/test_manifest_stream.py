@@ -386,28 +386,32 @@ def test_a_csv_row_longer_than_the_limit_fails_alone(memory_root: str) -> None:
     )
 
 
-def test_a_json_lines_row_longer_than_the_limit_fails_alone(memory_root: str) -> None:
-    huge = json.dumps({"image": "b.png", "prompt": "p", "note": _huge(MAX_ROW_CHARS)})
-    text = '{"id": "a", "image": "a.png", "prompt": "p"}\n' + huge + "\n"
-    text += '{"id": "c", "image": "c.png", "prompt": "p"}\n'
-    url = f"{memory_root}/m.jsonl"
-    fsspec.filesystem("memory").pipe(url, text.encode())
-
-    manifest = read_manifest(url)
-
-    assert [row.id for row in manifest.rows] == ["a", "c"]
-    assert [str(e) for e in manifest.errors] == [
-        f"row 2, field 'row': is {len(huge)} characters long; a row may hold at most "
-        f"{MAX_ROW_CHARS}"
-    ]
+def _jsonl_with(huge: str) -> str:
+    return f'{{"id": "a", "image": "a.png", "prompt": "p"}}\n{huge}\n' + (
+        '{"id": "c", "image": "c.png", "prompt": "p"}\n'
+    )
 
 
-def test_a_json_array_item_longer_than_the_limit_fails_alone(memory_root: str) -> None:
-    huge = json.dumps({"image": "b.png", "prompt": "p", "note": [_huge(MAX_ROW_CHARS), "]}"]})
-    text = '[{"id": "a", "image": "a.png", "prompt": "p"}, ' + huge
-    text += ', {"id": "c", "image": "c.png", "prompt": "p"}]'
-    url = f"{memory_root}/m.json"
-    fsspec.filesystem("memory").pipe(url, text.encode())
+def _json_with(huge: str) -> str:
+    return f'[{{"id": "a", "image": "a.png", "prompt": "p"}}, {huge}, ' + (
+        '{"id": "c", "image": "c.png", "prompt": "p"}]'
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "manifest_with", "note"),
+    [
+        ("m.jsonl", _jsonl_with, lambda text: text),
+        ("m.json", _json_with, lambda text: [text, "]}"]),  # a bracket inside a string
+    ],
+    ids=["json-lines-row", "json-array-item"],
+)
+def test_a_row_longer_than_the_limit_fails_alone(
+    name: str, manifest_with: Any, note: Any, memory_root: str
+) -> None:
+    huge = json.dumps({"image": "b.png", "prompt": "p", "note": note(_huge(MAX_ROW_CHARS))})
+    url = f"{memory_root}/{name}"
+    fsspec.filesystem("memory").pipe(url, manifest_with(huge).encode())
 
     manifest = read_manifest(url)
 

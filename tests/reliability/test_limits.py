@@ -246,52 +246,42 @@ async def test_a_silent_status_stream_falls_back_to_polling_within_its_idle_time
 
 @pytest.mark.usefixtures("prefect_harness")
 @pytest.mark.timeout(60)
-async def test_a_trickling_download_is_bounded_by_the_tasks_timeout(tmp_path: Path) -> None:
-    # One byte every 50 ms never trips the 0.3 s read timeout; the task's
-    # timeout_seconds stops it long before download_timeout (900 s by default).
-    """A video sent a byte at a time is stopped by fetch_video's timeout_seconds."""
+@pytest.mark.parametrize(
+    ("task_timeout", "download_timeout", "error", "at_least"),
+    [
+        # fetch_video's timeout_seconds stops it long before download_timeout (900 s).
+        (1.5, None, TimeoutError, 0.0),
+        # With no task timeout, the client's download_timeout stops it.
+        (None, 1.0, DownloadTimeoutError, 1.0),
+    ],
+    ids=["task-timeout", "download-timeout"],
+)
+async def test_a_trickling_download_is_stopped_in_time_and_leaves_no_file(
+    task_timeout: float | None,
+    download_timeout: float | None,
+    error: type[Exception],
+    at_least: float,
+    tmp_path: Path,
+) -> None:
+    """A video sent a byte at a time (one every 50 ms never trips the 0.3 s read timeout)
+    is stopped by whichever bound is set, and leaves no file behind."""
     destination = tmp_path / "video.mp4"
+    limits = {} if download_timeout is None else {"download_timeout": download_timeout}
     async with dripping_server(size=100_000, every=0.05) as server:
         handle = handle_at(server.url).model_copy(update={"response_url": f"{server.url}/result"})
-        bounded = fetch_video.with_options(timeout_seconds=1.5, retries=0)
+        bounded = fetch_video.with_options(timeout_seconds=task_timeout, retries=0)
 
         @flow(name="limits-trickling-download")
         async def fetch(settings_url: str) -> Any:
-            settings = settings_for(settings_url, read_timeout=0.3)
+            settings = settings_for(settings_url, read_timeout=0.3, **limits)
             return await bounded(handle, str(destination), settings=settings)
 
         started = time.monotonic()
         state = await fetch(server.url, return_state=True)
         seconds = time.monotonic() - started
     assert state.is_failed()
-    with pytest.raises(TimeoutError):
+    with pytest.raises(error):
         await state.aresult()
-    assert seconds < 1.5 + 5.0
-    assert not destination.exists()
-    assert not [path for path in tmp_path.iterdir() if TEMP_MARKER in path.name]
-
-
-@pytest.mark.usefixtures("prefect_harness")
-@pytest.mark.timeout(60)
-async def test_a_trickling_download_is_bounded_by_the_download_timeout(tmp_path: Path) -> None:
-    """A video sent a byte at a time is stopped at the client's ``download_timeout``,
-    with no task timeout set, and leaves no file behind."""
-    destination = tmp_path / "video.mp4"
-    async with dripping_server(size=100_000, every=0.05) as server:
-        handle = handle_at(server.url).model_copy(update={"response_url": f"{server.url}/result"})
-        once = fetch_video.with_options(retries=0)
-
-        @flow(name="limits-download-deadline")
-        async def fetch(settings_url: str) -> Any:
-            settings = settings_for(settings_url, read_timeout=0.3, download_timeout=1.0)
-            return await once(handle, str(destination), settings=settings)
-
-        started = time.monotonic()
-        state = await fetch(server.url, return_state=True)
-        seconds = time.monotonic() - started
-    assert state.is_failed()
-    with pytest.raises(DownloadTimeoutError):
-        await state.aresult()
-    assert 1.0 <= seconds < 1.0 + 5.0
+    assert at_least <= seconds < (task_timeout or download_timeout or 0) + 5.0
     assert not destination.exists()
     assert not [path for path in tmp_path.iterdir() if TEMP_MARKER in path.name]
