@@ -13,7 +13,7 @@ from typing import Any
 import fsspec
 import pytest
 from pipeline_support import row
-from support import CountingMemoryFileSystem, png_bytes, probe_video
+from support import CountingMemoryFileSystem, png_bytes, probe_video, settings_for
 
 from pika_tasks.client import PikaClient
 from pika_tasks.images import ImageLimits
@@ -60,10 +60,8 @@ class ObservedSteps(ClientSteps):
 
 @pytest.fixture
 def settings(make_emulator: Callable[..., Any]) -> PikaSettings:
-    emu = make_emulator(runners=2, job_seconds=0.1, fps=4)
-    return PikaSettings(
-        fal_key="pipeline-test-key", queue_url=emu.url, storage_url=emu.url, poll_interval=0.05
-    )
+    settings: PikaSettings = settings_for(make_emulator(runners=2, job_seconds=0.1, fps=4))
+    return settings
 
 
 async def test_a_row_goes_from_its_image_to_a_recorded_video(

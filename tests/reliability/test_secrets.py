@@ -184,9 +184,8 @@ async def test_client_success_and_failure_paths_never_show_the_key(
         hanging = theirs.model_copy(update={"status_url": f"{silent.url}/requests/x/status"})
         await _expect(trail, SubmitOutcomeUnknownError, client.submit(args))
         await _expect(trail, TransportError, client.status(hanging))
-    async with PikaClient(
-        fal_key=KEY, queue_url=f"http://127.0.0.1:{free_port()}", max_retries=0
-    ) as client:
+    nothing_there = f"http://127.0.0.1:{free_port()}"
+    async with PikaClient(settings_for(nothing_there, max_retries=0)) as client:
         await _expect(trail, TransportError, client.submit(args))
 
     trail.add_logs(debug_logs)
