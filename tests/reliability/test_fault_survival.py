@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-from reliability_support import check_video_row
+from reliability_support import video_row
 from support import noise_png, point_at, report_lines, run_batch, write_manifest
 
 from pika_tasks.emulator.config import ALL_ROUTES
@@ -111,8 +111,8 @@ async def test_transient_faults_on_every_route_are_all_survived(
     assert not lost, lost
     assert state.is_completed(), state.message
     ids = [f"r{n}" for n in range(8)] + ["big"]
-    for row_id in ids:
-        check_video_row(out, row_id, frames=FRAMES)
+    rows = [video_row(out, row_id) for row_id in ids]
+    assert [(r.codec, r.frames, r.mismatches) for r in rows] == [("h264", FRAMES, [])] * len(ids)
     assert {line["action"] for line in lines} == {"submit"}
 
     stats = emu.stats()
@@ -179,7 +179,8 @@ async def test_failed_jobs_are_reported_per_row_with_fals_error(
         assert "Internal error while generating the video." in record["error"]
     for line in report_lines(result.report_url):
         if line["status"] == "succeeded":
-            check_video_row(out, line["id"], frames=FRAMES)
+            row = video_row(out, line["id"])
+            assert (row.codec, row.frames, row.mismatches) == ("h264", FRAMES, []), line["id"]
     # Failed jobs are not retried: a retry would pay for another video.
     assert stats["submissions"] == 8
 
@@ -194,7 +195,8 @@ async def test_expired_results_are_resubmitted_and_named_in_the_report(
     out = tmp_path / "out"
     _, first = await run_batch(str(manifest), str(out))
     assert first.succeeded == 4
-    kept = check_video_row(out, "r0", frames=FRAMES)
+    kept = video_row(out, "r0")
+    assert (kept.codec, kept.frames, kept.mismatches) == ("h264", FRAMES, [])
     # Two videos are lost locally; their results then expire at fal.
     for row_id in ("r1", "r2"):
         (out / f"{row_id}.mp4").unlink()
@@ -218,7 +220,10 @@ async def test_expired_results_are_resubmitted_and_named_in_the_report(
     }
     assert (second.succeeded, second.skipped, second.submitted) == (2, 2, 2)
     assert emu.stats()["submissions"] == 6
-    for row_id in ("r1", "r2"):
-        record = check_video_row(out, row_id, frames=FRAMES)
-        assert record["request"]["request_id"] not in old_requests, "must name its new request"
-    assert check_video_row(out, "r0", frames=FRAMES)["sha256"] == kept["sha256"]
+    again = {row_id: video_row(out, row_id) for row_id in ("r0", "r1", "r2")}
+    assert {(r.codec, r.frames, str(r.mismatches)) for r in again.values()} == {
+        ("h264", FRAMES, "[]")
+    }
+    # The resubmitted rows name their new requests; the kept video is the same file.
+    assert not {again[r].record["request"]["request_id"] for r in ("r1", "r2")} & set(old_requests)
+    assert again["r0"].record["sha256"] == kept.record["sha256"]
