@@ -121,7 +121,7 @@ async def test_transient_faults_on_every_route_are_all_survived(
     injected = sum(faults.values())
     # Each answer replaced by a 503 or 429 and each cut download met one recovery
     # decision of the client, logged for every failed attempt: retry the call, give
-    # it up when no attempt is left (Prefect's task retry then runs it again), or
+    # it up when no attempt is left (only a task retry, when one is set, runs it again), or
     # leave the status stream for polling.  A job whose runner failed went back to
     # the queue and completed.
     retries, gave_up, fallbacks = client_recoveries(records)
@@ -137,7 +137,7 @@ async def test_transient_faults_on_every_route_are_all_survived(
     assert set(faults) >= {"http_5xx", "http_429", "drop_download", "runner_failure"}
     assert http_faults + faults["drop_download"] == retries + gave_up + fallbacks
     assert survived == injected
-    # No row was lost, so every call the client gave up was run again by Prefect.
+    # No row was lost, so every call the client gave up was run again by a task retry.
     assert gave_up <= rescheduled
     # Each job was paid once: a refused submit is not a queued one.
     assert stats["submissions"] == len(ids)
