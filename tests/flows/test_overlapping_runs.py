@@ -58,10 +58,11 @@ def storage_flags(options: dict[str, Any]) -> list[str]:
 
 
 @pytest.mark.parametrize("store", ["local", "s3"])
-@pytest.mark.parametrize("runs", [2, 3])
 def test_concurrent_runs_of_one_manifest_pay_once_per_row(
-    store: str, runs: int, make_emulator: Any, tmp_path: Path, request: pytest.FixtureRequest
+    store: str, make_emulator: Any, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
+    # Three runs at once: every pair of them races for every row (two alone add nothing).
+    runs = 3
     emu = make_emulator(runners=4, job_seconds=0.3, fps=4)
     manifest = write_manifest(tmp_path, ROWS)
     if store == "s3":
