@@ -140,6 +140,8 @@ def emit_row_event(
     that cannot be made at all is logged and skipped.
 
     Example:
+        Skipped as a doctest: it sends to a Prefect API.
+
         >>> from pika_tasks.pipeline import RowOutcome
         >>> emit_row_event(  # doctest: +SKIP
         ...     RowOutcome(id="a", row_number=1, status="succeeded"), output_url="/out/a.mp4"

@@ -154,6 +154,8 @@ def emit_lineage_event(described: RowEvent | None) -> Event | None:
     Never raises: lineage is a notice, and its loss never stops a row.
 
     Example:
+        Skipped as a doctest: it sends to a Prefect API.
+
         >>> emit_lineage_event(describe_reference("/in/m.csv"))  # doctest: +SKIP
     """
     if described is None:

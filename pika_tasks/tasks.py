@@ -152,6 +152,8 @@ async def submit_image_to_video(
             loop the task runs on.  Default: a client of its own.
 
     Example:
+        Skipped as a doctest: it pays fal for a video (tests/tasks runs it on the emulator).
+
         >>> handle = await submit_image_to_video(  # doctest: +SKIP
         ...     {"image_url": "https://example.com/cat.png", "prompt": "slow zoom in"}
         ... )
@@ -223,6 +225,8 @@ async def wait_for_completion(
         WaitTimeoutError: the deadline passed.
 
     Example:
+        Skipped as a doctest: it waits on a job at fal (tests/tasks runs it on the emulator).
+
         >>> status = await wait_for_completion(handle, timeout=600)  # doctest: +SKIP
     """
     logger = get_run_logger()
@@ -316,6 +320,8 @@ async def fetch_video(
         The path, size, content type, SHA-256 and fal's file metadata.
 
     Example:
+        Skipped as a doctest: it downloads a job's video (tests/tasks runs it on the emulator).
+
         >>> video = await fetch_video(handle, "s3://bucket/videos/a.mp4")  # doctest: +SKIP
     """
     async with _client_for(client, credentials, settings) as pika:
