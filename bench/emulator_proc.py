@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from pika_tasks.emulator import EmulatorServer
-from pika_tasks.emulator.engine import Engine
+from pika_tasks.emulator._engine import Engine
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pika_tasks.emulator.tls import self_signed_certificate
+from pika_tasks.emulator._tls import self_signed_certificate
 
 __all__ = ["self_signed_certificate", "trust_bundle"]
 

@@ -14,8 +14,8 @@ lowest row numbers among the rows that produced a video.
 Example:
     >>> import io
     >>> from PIL import Image
-    >>> from pika_tasks.emulator.motion import choose_motion
-    >>> from pika_tasks.emulator.render import RenderSpec, render_video
+    >>> from pika_tasks.emulator._motion import choose_motion
+    >>> from pika_tasks.emulator._render import RenderSpec, render_video
     >>> spec = RenderSpec(width=320, height=180, fps=2, duration=5)
     >>> video = render_video(Image.new("RGB", (64, 48), "teal"), spec, choose_motion("", "", 0))
     >>> line = poster_frames(io.BytesIO(video), "1 · cat")

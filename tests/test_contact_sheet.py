@@ -24,8 +24,8 @@ from pika_tasks.contact_sheet import (
     sheet_label,
     sheet_labels,
 )
-from pika_tasks.emulator.motion import choose_motion
-from pika_tasks.emulator.render import RenderSpec, render_video
+from pika_tasks.emulator._motion import choose_motion
+from pika_tasks.emulator._render import RenderSpec, render_video
 
 FRAMES = 10
 

@@ -57,9 +57,9 @@ app.command("report", epilog=_report.EXAMPLES)(_report.report)
 
 
 def _register_emulator() -> None:
-    from pika_tasks.emulator.cli import register
+    from pika_tasks.emulator import register_command
 
-    register(app)
+    register_command(app)
     for command in app.registered_commands:
         if command.name == "emulator" and not command.epilog:
             command.epilog = EMULATOR_EXAMPLES

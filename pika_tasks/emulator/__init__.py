@@ -19,9 +19,10 @@ Example:
     (200, 'IN_QUEUE')
 """
 
-from pika_tasks.emulator.app import create_app
-from pika_tasks.emulator.config import EmulatorConfig
-from pika_tasks.emulator.rules import FaultRule
-from pika_tasks.emulator.server import EmulatorServer
+from pika_tasks.emulator._app import create_app
+from pika_tasks.emulator._cli import register_command
+from pika_tasks.emulator._config import EmulatorConfig
+from pika_tasks.emulator._rules import FaultRule
+from pika_tasks.emulator._server import EmulatorServer
 
-__all__ = ["EmulatorConfig", "EmulatorServer", "FaultRule", "create_app"]
+__all__ = ["EmulatorConfig", "EmulatorServer", "FaultRule", "create_app", "register_command"]

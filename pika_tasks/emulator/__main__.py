@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import typer
 
-from pika_tasks.emulator.cli import register
+from pika_tasks.emulator import register_command
 
 
 def main() -> None:
     """Run the ``emulator`` command."""
     app = typer.Typer(add_completion=False)
-    register(app)
+    register_command(app)
     app()
 
 

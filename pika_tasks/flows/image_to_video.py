@@ -32,12 +32,12 @@ from pika_tasks.concurrency import FalSlots
 from pika_tasks.credentials import FalCredentials
 from pika_tasks.events import emit_row_event
 from pika_tasks.flows._artifacts import RowTable, SheetCollector, publish_summary
+from pika_tasks.flows._cancellation import cancel_remote_requests
 from pika_tasks.flows._faults import alone
 from pika_tasks.flows._lineage import VideoLedger
 from pika_tasks.flows._progress_bar import ProgressBar
 from pika_tasks.flows._runs import flow_run_is_over
 from pika_tasks.flows._steps import TaskSteps
-from pika_tasks.flows.cancellation import cancel_remote_requests
 from pika_tasks.images import ImageLimits
 from pika_tasks.keys import artifact_key
 from pika_tasks.manifest import ManifestError, ManifestRow, RowDefaults, RowError, iter_manifest

@@ -30,6 +30,8 @@ from pika_tasks.pipeline import BatchLimits, BatchResult, Location
 from pika_tasks.records import utc_now
 from pika_tasks.storage import exists, filesystem, join, write_text_atomic
 
+__all__ = ["PROCESSED_FOLDER", "manifest_stem", "pending_manifests", "process_inbox"]
+
 PROCESSED_FOLDER = "_processed"
 MANIFEST_NAME = re.compile(
     r"^[^._][^/]*\.(csv|tsv|jsonl|ndjson|json|parquet)(\.(gz|bz2|xz|zst))?$", re.IGNORECASE

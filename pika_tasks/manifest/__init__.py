@@ -9,7 +9,7 @@ not (``manifest.csv.gz``, ``rows.jsonl.bz2``...).  Its columns:
 * ``prompt`` (required unless :class:`RowDefaults` gives one): motion and
   style, at most :data:`MAX_PROMPT_CHARS` (2000) characters with the suffix.
 * ``id``: names the outputs ``{id}.mp4`` and ``{id}.json`` (see
-  :mod:`pika_tasks.manifest.ids`); rows without one get a stable id.
+  :mod:`pika_tasks.manifest._ids`); rows without one get a stable id.
 * ``negative_prompt`` (default ``""``), ``resolution`` (``720p`` default, or
   ``1080p``), ``duration`` (``5`` default, or ``10`` seconds), ``seed``
   (whole number ``0..4294967295``; default: random).
@@ -41,6 +41,7 @@ Example:
 from __future__ import annotations
 
 from pika_tasks.errors import ManifestError
+from pika_tasks.manifest._ids import MAX_ID_LENGTH, auto_id, check_id, is_safe_id
 from pika_tasks.manifest._models import (
     MAX_PROMPT_CHARS,
     MAX_ROW_CHARS,
@@ -53,7 +54,6 @@ from pika_tasks.manifest._models import (
 )
 from pika_tasks.manifest._reader import iter_manifest, read_manifest
 from pika_tasks.manifest._rows import KNOWN_COLUMNS
-from pika_tasks.manifest.ids import MAX_ID_LENGTH, auto_id, check_id, is_safe_id
 
 __all__ = [
     "KNOWN_COLUMNS",

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from pika_tasks.manifest.ids import check_id
+from pika_tasks.manifest._ids import check_id
 from pika_tasks.models import Duration, ImageToVideoInput, Resolution
 
 MAX_PROMPT_CHARS = 2000

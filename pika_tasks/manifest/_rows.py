@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pika_tasks.manifest._formats import Record, bad_byte, has_surrogates, kind
+from pika_tasks.manifest._ids import auto_id, id_problem
 from pika_tasks.manifest._models import (
     MAX_PROMPT_CHARS,
     MAX_SEED,
@@ -23,7 +24,6 @@ from pika_tasks.manifest._models import (
     RowDefaults,
     RowError,
 )
-from pika_tasks.manifest.ids import auto_id, id_problem
 from pika_tasks.models import DURATIONS, RESOLUTIONS, Duration, Resolution
 
 KNOWN_COLUMNS = ("id", "image", "prompt", "negative_prompt", "resolution", "duration", "seed")

@@ -27,7 +27,7 @@ from _client_support import ARGS, expect
 
 from pika_tasks.client import PikaClient
 from pika_tasks.emulator import EmulatorServer, FaultRule
-from pika_tasks.emulator.infra import FAULTS, INFRA_ERRORS
+from pika_tasks.emulator._infra import FAULTS, INFRA_ERRORS
 from pika_tasks.errors import (
     FalHTTPError,
     FalValidationError,

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import pytest
 
 from pika_tasks.emulator import FaultRule
-from pika_tasks.emulator.infra import TIMEOUT_TYPE_HEADER, FaultSpec
+from pika_tasks.emulator._infra import TIMEOUT_TYPE_HEADER, FaultSpec
 
 HERE = Path(__file__).parent
 ENDPOINT = "fal-ai/pika/v2.2/image-to-video"

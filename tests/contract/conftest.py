@@ -28,7 +28,7 @@ from _contract_support import (
 from support import png_bytes
 
 from pika_tasks.emulator import EmulatorServer
-from pika_tasks.emulator.tls import self_signed_certificate
+from pika_tasks.emulator._tls import self_signed_certificate
 
 
 @pytest.fixture(scope="session")

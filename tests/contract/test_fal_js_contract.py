@@ -19,7 +19,7 @@ import pytest
 from _contract_support import Driver, fal_js_retries, under_fault
 
 from pika_tasks.emulator import EmulatorServer, FaultRule
-from pika_tasks.emulator.infra import FAULTS
+from pika_tasks.emulator._infra import FAULTS
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -17,7 +17,7 @@ import pytest
 from emulator_support import ENDPOINT, sse_statuses, submit, wait_completed
 
 from pika_tasks.emulator import EmulatorServer, FaultRule
-from pika_tasks.emulator.infra import FAULTS, GATEWAY_PAGES, INFRA_ERRORS
+from pika_tasks.emulator._infra import FAULTS, GATEWAY_PAGES, INFRA_ERRORS
 
 REQUEST_ID = "x-fal-request-id"
 FAL_HEADERS = {REQUEST_ID, "x-fal-error-type", "x-fal-request-timeout-type", "retry-after"}

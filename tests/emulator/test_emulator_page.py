@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from pika_tasks.emulator import EmulatorConfig
-from pika_tasks.emulator.infra import FAULTS
+from pika_tasks.emulator._infra import FAULTS
 
 PAGE = (Path(__file__).resolve().parents[2] / "docs" / "emulator.md").read_text()
 

@@ -18,9 +18,8 @@ from emulator_support import decode_video, submit, wait_completed
 from support import wait_until
 from typer.testing import CliRunner
 
-from pika_tasks.emulator import EmulatorConfig, EmulatorServer, create_app
-from pika_tasks.emulator.cli import register
-from pika_tasks.emulator.tls import self_signed_certificate
+from pika_tasks.emulator import EmulatorConfig, EmulatorServer, create_app, register_command
+from pika_tasks.emulator._tls import self_signed_certificate
 
 
 def test_context_manager_port_zero_and_stats(client: httpx.Client, image_uri: str) -> None:
@@ -109,7 +108,7 @@ async def test_create_app_serves_asgi_without_a_server(image_uri: str) -> None:
 
 def test_register_adds_the_emulator_command() -> None:
     app = typer.Typer()
-    register(app)
+    register_command(app)
 
     @app.command()
     def other() -> None:

@@ -9,15 +9,15 @@ import pytest
 from emulator_support import sample_image
 
 from pika_tasks.emulator import EmulatorConfig
-from pika_tasks.emulator.config import DEFAULT_FAULT_ROUTES
-from pika_tasks.emulator.faults import FaultPlan, unit_hash
-from pika_tasks.emulator.files import StoredFile
-from pika_tasks.emulator.images import ImageInputError, decode_data_uri, decode_image
-from pika_tasks.emulator.motion import MAX_REACH, choose_motion, motion_kinds
-from pika_tasks.emulator.options import OptionError, parse_submit_options
-from pika_tasks.emulator.queue import JobQueue
-from pika_tasks.emulator.render import RenderSpec, free_box_header, padding_for, render_video
-from pika_tasks.emulator.responses import format_seconds, parse_range
+from pika_tasks.emulator._config import DEFAULT_FAULT_ROUTES
+from pika_tasks.emulator._faults import FaultPlan, unit_hash
+from pika_tasks.emulator._files import StoredFile
+from pika_tasks.emulator._images import ImageInputError, decode_data_uri, decode_image
+from pika_tasks.emulator._motion import MAX_REACH, choose_motion, motion_kinds
+from pika_tasks.emulator._options import OptionError, parse_submit_options
+from pika_tasks.emulator._queue import JobQueue
+from pika_tasks.emulator._render import RenderSpec, free_box_header, padding_for, render_video
+from pika_tasks.emulator._responses import format_seconds, parse_range
 
 
 def test_config_defaults_match_the_documented_interface() -> None:

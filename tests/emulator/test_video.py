@@ -16,7 +16,7 @@ from emulator_support import (
     wait_completed,
 )
 
-from pika_tasks.emulator.render import fit_cover
+from pika_tasks.emulator._render import fit_cover
 
 
 def _video(client: httpx.Client, base: str, **fields: Any) -> tuple[dict[str, Any], bytes]:

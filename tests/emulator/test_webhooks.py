@@ -14,8 +14,8 @@ import pytest
 from emulator_support import LoopbackHttp, submit
 from support import wait_until
 
-from pika_tasks.emulator.signing import WebhookSigner, verify
-from pika_tasks.emulator.webhooks import RETRIES, retry_delays
+from pika_tasks.emulator._signing import WebhookSigner, verify
+from pika_tasks.emulator._webhooks import RETRIES, retry_delays
 
 
 def delivery(receiver: LoopbackHttp) -> tuple[dict[str, str], bytes]:

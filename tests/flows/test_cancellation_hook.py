@@ -8,7 +8,7 @@ import uuid
 import pytest
 from prefect.client.schemas.objects import FlowRun
 
-from pika_tasks.flows.cancellation import settings_for_run
+from pika_tasks.flows._cancellation import settings_for_run
 
 
 def a_run(job_variables: dict[str, object]) -> FlowRun:

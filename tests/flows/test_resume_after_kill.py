@@ -48,7 +48,7 @@ from support import (
 )
 
 from pika_tasks.emulator import EmulatorServer
-from pika_tasks.emulator.config import ENDPOINT_ID
+from pika_tasks.emulator._config import ENDPOINT_ID
 from pika_tasks.pipeline import read_reports, report_urls
 from pika_tasks.records import OutputLocation, RowRecord
 from pika_tasks.storage import TEMP_MARKER

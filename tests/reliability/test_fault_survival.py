@@ -22,7 +22,7 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from reliability_support import video_row
 from support import noise_png, point_at, report_lines, run_batch, write_manifest
 
-from pika_tasks.emulator.config import ALL_ROUTES
+from pika_tasks.emulator._config import ALL_ROUTES
 
 pytestmark = [pytest.mark.usefixtures("prefect_harness"), pytest.mark.timeout(150)]
 

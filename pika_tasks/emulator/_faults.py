@@ -6,11 +6,11 @@ the n-th request for a request id, the submission number of a job, a file
 name and the n-th download of it), so the same seed and the same traffic
 give the same faults whatever the threads and timing do.
 
-The plan also holds the scripted rules (:mod:`~pika_tasks.emulator.rules`),
+The plan also holds the scripted rules (:mod:`~pika_tasks.emulator._rules`),
 which inject exact faults rather than a rate of them.
 
 Example:
-    >>> from pika_tasks.emulator.faults import unit_hash
+    >>> from pika_tasks.emulator._faults import unit_hash
     >>> unit_hash(0, "job_failure", 7) == unit_hash(0, "job_failure", 7)
     True
     >>> 0.0 <= unit_hash(1, "x") < 1.0
@@ -24,9 +24,9 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Literal
 
-from pika_tasks.emulator.config import EmulatorConfig
-from pika_tasks.emulator.infra import INFRA_ERRORS, RATE_LIMITED, FaultSpec
-from pika_tasks.emulator.rules import FaultRules
+from pika_tasks.emulator._config import EmulatorConfig
+from pika_tasks.emulator._infra import INFRA_ERRORS, RATE_LIMITED, FaultSpec
+from pika_tasks.emulator._rules import FaultRules
 
 HttpFault = Literal["http_5xx", "http_429"]
 
@@ -83,7 +83,7 @@ class FaultPlan:
         """The infrastructure error to answer ``route`` with, if any.
 
         Args:
-            route: the route name (see :data:`~pika_tasks.emulator.config.ALL_ROUTES`).
+            route: the route name (see :data:`~pika_tasks.emulator._config.ALL_ROUTES`).
             subject: what the request is about (a request id or file name), or
                 ``None`` to key on the route's own request count.
         """

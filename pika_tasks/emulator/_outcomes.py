@@ -17,15 +17,15 @@ Model errors (422, 500) carry fal's ``detail``; infrastructure errors (503,
 504) the flat ``{detail, error_type}`` with an ``X-Fal-Error-Type`` header.
 
 Example:
-    >>> from pika_tasks.emulator.outcomes import cancelled
+    >>> from pika_tasks.emulator._outcomes import cancelled
     >>> cancelled().status_code, cancelled().error_type
     (400, 'request_cancelled')
 """
 
 from __future__ import annotations
 
-from pika_tasks.emulator.images import ImageInputError
-from pika_tasks.emulator.jobs import JobError
+from pika_tasks.emulator._images import ImageInputError
+from pika_tasks.emulator._jobs import JobError
 
 _INPUT_PREVIEW = 200
 

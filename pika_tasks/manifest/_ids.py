@@ -26,7 +26,7 @@ setting of the video) gives a new id, so the new video does not overwrite the
 old one.
 
 Example:
-    >>> from pika_tasks.manifest.ids import auto_id, check_id, is_safe_id
+    >>> from pika_tasks.manifest._ids import auto_id, check_id, is_safe_id
     >>> check_id("clip-001")
     'clip-001'
     >>> is_safe_id("../etc/passwd"), is_safe_id("s3://bucket/x"), is_safe_id(".hidden")

@@ -9,7 +9,7 @@ the live model, the job is accepted and then COMPLETES with an error.
 - ``image_load_error``: the bytes are not an image Pillow can decode.
 
 Example:
-    >>> from pika_tasks.emulator.images import decode_data_uri
+    >>> from pika_tasks.emulator._images import decode_data_uri
     >>> decode_data_uri("data:text/plain;base64,aGk=", max_bytes=10)
     b'hi'
 """

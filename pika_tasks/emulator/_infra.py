@@ -32,7 +32,7 @@ fault name                     status  what it stands for
 =============================  ======  =========================================
 
 Example:
-    >>> from pika_tasks.emulator.infra import fault_spec
+    >>> from pika_tasks.emulator._infra import fault_spec
     >>> spec = fault_spec("runner_disconnected")
     >>> spec.status_code, spec.error_type, spec.from_fal
     (503, 'runner_disconnected', True)

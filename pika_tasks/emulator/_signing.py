@@ -14,7 +14,7 @@ The emulator's key comes from its seed, so a test can also rebuild it; the
 public half is served at ``GET /.well-known/jwks.json``, where fal serves its own.
 
 Example:
-    >>> from pika_tasks.emulator.signing import WebhookSigner, verify
+    >>> from pika_tasks.emulator._signing import WebhookSigner, verify
     >>> signer = WebhookSigner(seed=0)
     >>> headers = signer.headers("req-1", b'{"status": "OK"}', timestamp=1700000000)
     >>> verify(signer.jwks(), headers, b'{"status": "OK"}', now=1700000060)

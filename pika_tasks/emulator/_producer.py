@@ -9,8 +9,8 @@ client that fetches images.  In fast mode it also keeps:
 
 Example:
     >>> import asyncio
-    >>> from pika_tasks.emulator.config import EmulatorConfig
-    >>> from pika_tasks.emulator.producer import VideoProducer
+    >>> from pika_tasks.emulator._config import EmulatorConfig
+    >>> from pika_tasks.emulator._producer import VideoProducer
     >>> producer = VideoProducer(EmulatorConfig(fps=2))
     >>> asyncio.run(producer.aclose())
 """
@@ -28,11 +28,11 @@ from dataclasses import dataclass
 
 import httpx
 
-from pika_tasks.emulator.config import EmulatorConfig
-from pika_tasks.emulator.images import LocalLookup, decode_image, load_image_bytes
-from pika_tasks.emulator.motion import Motion, choose_motion
-from pika_tasks.emulator.render import RenderSpec, padding_for, render_video
-from pika_tasks.emulator.stats import Stats
+from pika_tasks.emulator._config import EmulatorConfig
+from pika_tasks.emulator._images import LocalLookup, decode_image, load_image_bytes
+from pika_tasks.emulator._motion import Motion, choose_motion
+from pika_tasks.emulator._render import RenderSpec, padding_for, render_video
+from pika_tasks.emulator._stats import Stats
 from pika_tasks.models import ImageToVideoInput
 
 RENDER_CACHE_SIZE = 256

@@ -6,7 +6,7 @@ failed job is COMPLETED with ``error`` and ``error_type``, and its result
 answers with the model's error status and body.
 
 Example:
-    >>> from pika_tasks.emulator.jobs import RequestUrls
+    >>> from pika_tasks.emulator._jobs import RequestUrls
     >>> RequestUrls.build("http://127.0.0.1:8000/", "abc").status_url
     'http://127.0.0.1:8000/fal-ai/pika/requests/abc/status'
 """
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pika_tasks.emulator.config import APP_PREFIX
+from pika_tasks.emulator._config import APP_PREFIX
 from pika_tasks.models import ImageToVideoInput, Priority, QueueState
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]

@@ -7,7 +7,7 @@ emulator with a certificate made on the spot and trust it in the client
 Example:
     >>> import tempfile
     >>> from pathlib import Path
-    >>> from pika_tasks.emulator.tls import self_signed_certificate
+    >>> from pika_tasks.emulator._tls import self_signed_certificate
     >>> cert, key = self_signed_certificate(Path(tempfile.mkdtemp()))
     >>> cert.read_text().startswith("-----BEGIN CERTIFICATE-----")
     True

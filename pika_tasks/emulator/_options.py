@@ -1,7 +1,7 @@
 """Per-request options of a submit: fal's ``X-Fal-*`` headers and query parameters.
 
 Example:
-    >>> from pika_tasks.emulator.options import parse_submit_options
+    >>> from pika_tasks.emulator._options import parse_submit_options
     >>> options = parse_submit_options({"x-fal-queue-priority": "low"}, {})
     >>> options.priority, options.headers
     ('low', {'X-Fal-Queue-Priority': 'low'})
@@ -14,7 +14,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from pika_tasks.emulator.jobs import SubmitOptions
+from pika_tasks.emulator._jobs import SubmitOptions
 from pika_tasks.models import Priority
 
 HEADERS: tuple[str, ...] = (

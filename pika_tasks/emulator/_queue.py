@@ -5,7 +5,7 @@ never started, in submit order among such jobs).  Positions are answered in
 O(log n) so that thousands of queued jobs can be polled cheaply.
 
 Example:
-    >>> from pika_tasks.emulator.queue import JobQueue
+    >>> from pika_tasks.emulator._queue import JobQueue
     >>> line: JobQueue[str] = JobQueue()
     >>> line.push("a", seq=1); line.push("b", seq=2); line.push("z", seq=3, priority="low")
     >>> line.position("z"), line.pop(), line.position("z")

@@ -7,13 +7,13 @@ names the last attempt of the job: it differs from ``request_id`` once a
 failed runner made fal run the job again.
 
 Each delivery carries fal's signature headers (see
-:mod:`~pika_tasks.emulator.signing`), signed afresh at every attempt.  A
+:mod:`~pika_tasks.emulator._signing`), signed afresh at every attempt.  A
 delivery the receiver does not accept with a 2xx within ``webhook_timeout``
 is retried 10 times, as fal does over two hours: the waits double, and add up
 to ``webhook_retry_span`` seconds.
 
 Example:
-    >>> from pika_tasks.emulator.webhooks import error_text, retry_delays
+    >>> from pika_tasks.emulator._webhooks import error_text, retry_delays
     >>> error_text(422)
     'Invalid status code: 422'
     >>> delays = retry_delays(1023.0)
@@ -31,8 +31,8 @@ from typing import Any
 
 import httpx
 
-from pika_tasks.emulator.jobs import Job
-from pika_tasks.emulator.signing import WebhookSigner
+from pika_tasks.emulator._jobs import Job
+from pika_tasks.emulator._signing import WebhookSigner
 
 logger = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ All of this is CPU work: call :func:`render_video` from a worker thread.
 
 Example:
     >>> from PIL import Image
-    >>> from pika_tasks.emulator.motion import choose_motion
-    >>> from pika_tasks.emulator.render import RenderSpec, render_video
+    >>> from pika_tasks.emulator._motion import choose_motion
+    >>> from pika_tasks.emulator._render import RenderSpec, render_video
     >>> spec = RenderSpec(width=320, height=180, fps=2, duration=5)
     >>> video = render_video(Image.new("RGB", (64, 48), "teal"), spec, choose_motion("", "", 0))
     >>> video[4:8]
@@ -31,7 +31,7 @@ import av
 import numpy as np
 from PIL import Image
 
-from pika_tasks.emulator.motion import MAX_REACH, Motion
+from pika_tasks.emulator._motion import MAX_REACH, Motion
 
 MARGIN = MAX_REACH + 0.01
 """Mirrored border around the fitted frame, as a fraction of its width and height."""

@@ -2,7 +2,7 @@
 
 Every method runs on the server's event loop (the HTTP handlers call them
 directly), so the state needs no locks.  Only rendering leaves the loop, in
-the :class:`~pika_tasks.emulator.producer.VideoProducer`'s threads; other
+the :class:`~pika_tasks.emulator._producer.VideoProducer`'s threads; other
 threads read counters through :meth:`Engine.stats_threadsafe`.
 
 A job's life:
@@ -12,11 +12,11 @@ A job's life:
 3. It stays IN_PROGRESS ``job_seconds`` (+- jitter), or until its video is
    rendered if that takes longer; an unreadable image fails it at once.
 4. It COMPLETES with a video, or with an error (see
-   :mod:`~pika_tasks.emulator.outcomes`); the webhook, if any, is called.
+   :mod:`~pika_tasks.emulator._outcomes`); the webhook, if any, is called.
 
 Example:
-    >>> from pika_tasks.emulator.config import EmulatorConfig
-    >>> from pika_tasks.emulator.engine import Engine
+    >>> from pika_tasks.emulator._config import EmulatorConfig
+    >>> from pika_tasks.emulator._engine import Engine
     >>> Engine(EmulatorConfig(runners=3)).stats_snapshot()["in_progress"]
     0
 """
@@ -35,17 +35,17 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 
-from pika_tasks.emulator import outcomes
-from pika_tasks.emulator.config import EmulatorConfig
-from pika_tasks.emulator.faults import FaultPlan
-from pika_tasks.emulator.files import FileStore, StoredFile
-from pika_tasks.emulator.images import ImageInputError
-from pika_tasks.emulator.jobs import Job, JobError, JobVideo, SubmitOptions
-from pika_tasks.emulator.producer import RenderedVideo, VideoProducer
-from pika_tasks.emulator.queue import JobQueue
-from pika_tasks.emulator.signing import WebhookSigner
-from pika_tasks.emulator.stats import Stats
-from pika_tasks.emulator.webhooks import deliver_webhook
+from pika_tasks.emulator import _outcomes as outcomes
+from pika_tasks.emulator._config import EmulatorConfig
+from pika_tasks.emulator._faults import FaultPlan
+from pika_tasks.emulator._files import FileStore, StoredFile
+from pika_tasks.emulator._images import ImageInputError
+from pika_tasks.emulator._jobs import Job, JobError, JobVideo, SubmitOptions
+from pika_tasks.emulator._producer import RenderedVideo, VideoProducer
+from pika_tasks.emulator._queue import JobQueue
+from pika_tasks.emulator._signing import WebhookSigner
+from pika_tasks.emulator._stats import Stats
+from pika_tasks.emulator._webhooks import deliver_webhook
 from pika_tasks.models import ImageToVideoInput
 
 logger = logging.getLogger(__name__)

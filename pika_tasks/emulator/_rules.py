@@ -1,6 +1,6 @@
 """Scripted faults: answer a chosen route with a chosen error, a chosen number of times.
 
-Where the fault rates of :class:`~pika_tasks.emulator.config.EmulatorConfig`
+Where the fault rates of :class:`~pika_tasks.emulator._config.EmulatorConfig`
 sprinkle 503s and 429s at random (under a seed), a rule injects exactly the
 fault a test or a demo asks for: "the next status poll of this request gets
 ``runner_disconnected``", "the next two submits get a bare gateway page".
@@ -12,7 +12,7 @@ only then is the answer replaced, as when a gateway loses the answer of a
 request it had already handed on.  The client cannot tell that its job exists.
 
 Example:
-    >>> from pika_tasks.emulator.rules import FaultRule, FaultRules
+    >>> from pika_tasks.emulator._rules import FaultRule, FaultRules
     >>> rule = FaultRule.parse("status=runner_disconnected:2")
     >>> rule.route, rule.fault, rule.times
     ('status', 'runner_disconnected', 2)
@@ -27,8 +27,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from pika_tasks.emulator.config import ALL_ROUTES
-from pika_tasks.emulator.infra import FaultSpec, fault_spec
+from pika_tasks.emulator._config import ALL_ROUTES
+from pika_tasks.emulator._infra import FaultSpec, fault_spec
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class FaultRule:
     Attributes:
         route: a route name (``submit``, ``status``, ``status_stream``,
             ``result``, ``cancel``, ``file``, ``storage_initiate``, ``storage_upload``).
-        fault: a name from :data:`~pika_tasks.emulator.infra.FAULTS`.
+        fault: a name from :data:`~pika_tasks.emulator._infra.FAULTS`.
         times: how many answers it replaces; ``None`` for every one.
         skip: how many matching answers pass untouched first.
         request_id: only requests about this request id (routes that name one).

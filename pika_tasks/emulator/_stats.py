@@ -1,7 +1,7 @@
 """Counters the emulator keeps, served as JSON at ``GET /_emulator/stats``.
 
 Example:
-    >>> from pika_tasks.emulator.stats import Stats
+    >>> from pika_tasks.emulator._stats import Stats
     >>> stats = Stats()
     >>> stats.count_request("status")
     >>> stats.as_dict(in_progress=0, queued=0)["requests"]

@@ -1,6 +1,6 @@
 """The ASGI application: :func:`create_app` builds a Starlette app around a fresh engine.
 
-Serve it with any ASGI server; :class:`~pika_tasks.emulator.server.EmulatorServer`
+Serve it with any ASGI server; :class:`~pika_tasks.emulator._server.EmulatorServer`
 runs it with uvicorn in a background thread.
 
 Example:
@@ -21,10 +21,10 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from pika_tasks.emulator.config import EmulatorConfig, build_config
-from pika_tasks.emulator.engine import Engine
-from pika_tasks.emulator.responses import json_response
-from pika_tasks.emulator.routes import build_routes
+from pika_tasks.emulator._config import EmulatorConfig, build_config
+from pika_tasks.emulator._engine import Engine
+from pika_tasks.emulator._responses import json_response
+from pika_tasks.emulator._routes import build_routes
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -42,7 +42,7 @@ def create_app(config: EmulatorConfig | None = None, **overrides: Any) -> Starle
 
     Returns:
         A Starlette app; ``app.state.engine`` is its
-        :class:`~pika_tasks.emulator.engine.Engine`.
+        :class:`~pika_tasks.emulator._engine.Engine`.
     """
     engine = Engine(build_config(config, **overrides))
 

@@ -24,7 +24,7 @@ sideways drift whose direction comes from the seed).  A motion named in
 the negative prompt is left out.
 
 Example:
-    >>> from pika_tasks.emulator.motion import choose_motion
+    >>> from pika_tasks.emulator._motion import choose_motion
     >>> motion = choose_motion("the camera orbits and dolly out", "", seed=1)
     >>> motion.kinds
     ('dolly_out', 'orbit')
@@ -38,7 +38,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from pika_tasks.emulator.faults import unit_hash
+from pika_tasks.emulator._faults import unit_hash
 
 _PATTERNS: dict[str, re.Pattern[str]] = {
     "zoom_in": re.compile(

@@ -1,7 +1,7 @@
 """The emulator's configuration: one frozen dataclass with a default for every field.
 
 Example:
-    >>> from pika_tasks.emulator.config import EmulatorConfig
+    >>> from pika_tasks.emulator._config import EmulatorConfig
     >>> config = EmulatorConfig(runners=4, job_seconds=0.5)
     >>> config.runners, config.fps
     (4, 24)
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from pika_tasks.emulator.rules import FaultRule
+    from pika_tasks.emulator._rules import FaultRule
 
 ENDPOINT_ID = "fal-ai/pika/v2.2/image-to-video"
 """The model endpoint the emulator serves (owner/app/path)."""
@@ -82,7 +82,7 @@ class EmulatorConfig:
         cancel_running: what a runner does when its running job is cancelled:
             ``"stop"`` ends it as a cancelled job at once, ``"finish"`` ignores
             the signal and completes normally (fal allows both).
-        faults: scripted faults armed at start, as :class:`~pika_tasks.emulator.rules.FaultRule`
+        faults: scripted faults armed at start, as :class:`~pika_tasks.emulator._rules.FaultRule`
             objects or their ``ROUTE=FAULT`` texts;
             more can be added while the server runs (``POST /_emulator/faults``).
         webhook_retry_span: seconds over which the 10 retries of an undelivered
@@ -158,7 +158,7 @@ class EmulatorConfig:
 
     def _check_faults(self) -> None:
         # Imported here: the rules module needs this one's route names.
-        from pika_tasks.emulator.rules import FaultRule
+        from pika_tasks.emulator._rules import FaultRule
 
         rules = tuple(
             FaultRule.parse(rule) if isinstance(rule, str) else rule for rule in self.faults

@@ -6,9 +6,9 @@ variables that point clients at it.
 
 Example:
     >>> import typer
-    >>> from pika_tasks.emulator.cli import register
+    >>> from pika_tasks.emulator import register_command
     >>> app = typer.Typer()
-    >>> register(app)
+    >>> register_command(app)
     >>> [command.name for command in app.registered_commands]
     ['emulator']
 """
@@ -24,9 +24,9 @@ from typing import Annotated
 
 import typer
 
-from pika_tasks.emulator.config import EmulatorConfig
-from pika_tasks.emulator.rules import FaultRule
-from pika_tasks.emulator.server import EmulatorServer
+from pika_tasks.emulator._config import EmulatorConfig
+from pika_tasks.emulator._rules import FaultRule
+from pika_tasks.emulator._server import EmulatorServer
 
 _FAULTS = "Faults"
 _JOBS = "Jobs"
@@ -224,6 +224,6 @@ def emulator(
         server.stop()
 
 
-def register(app: typer.Typer) -> None:
+def register_command(app: typer.Typer) -> None:
     """Add the ``emulator`` command to ``app``."""
     app.command("emulator")(emulator)

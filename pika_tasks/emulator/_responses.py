@@ -1,7 +1,7 @@
 """HTTP answers in fal's shapes, and file downloads with ``Range`` and cut connections.
 
 Example:
-    >>> from pika_tasks.emulator.responses import parse_range
+    >>> from pika_tasks.emulator._responses import parse_range
     >>> parse_range("bytes=10-", 100), parse_range("bytes=-5", 100), parse_range("bytes=200-", 100)
     ((10, 100), (95, 100), None)
 """
@@ -14,8 +14,8 @@ from typing import Any
 
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 
-from pika_tasks.emulator.files import StoredFile
-from pika_tasks.emulator.infra import ERROR_TYPE_HEADER, REQUEST_ID_HEADER, FaultSpec, gateway_page
+from pika_tasks.emulator._files import StoredFile
+from pika_tasks.emulator._infra import ERROR_TYPE_HEADER, REQUEST_ID_HEADER, FaultSpec, gateway_page
 
 _RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$")
 _MAX_TEXT = 256

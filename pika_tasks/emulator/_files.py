@@ -5,7 +5,7 @@ is never stored, only generated while streaming (the body of the ``free``
 box that pads a video to ``min_video_bytes``).  Files can expire.
 
 Example:
-    >>> from pika_tasks.emulator.files import FileStore, StoredFile
+    >>> from pika_tasks.emulator._files import FileStore, StoredFile
     >>> store = FileStore()
     >>> store.put("a.txt", StoredFile(b"hello", content_type="text/plain", zeros=3))
     >>> b"".join(store.get("a.txt", now=0.0).iter_bytes(1, 7, chunk_size=4))

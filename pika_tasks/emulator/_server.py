@@ -20,11 +20,11 @@ from typing import Any
 
 import uvicorn
 
-from pika_tasks.emulator.app import create_app
-from pika_tasks.emulator.config import EmulatorConfig, build_config
-from pika_tasks.emulator.engine import Engine
-from pika_tasks.emulator.responses import DownloadDropped
-from pika_tasks.emulator.rules import FaultRule
+from pika_tasks.emulator._app import create_app
+from pika_tasks.emulator._config import EmulatorConfig, build_config
+from pika_tasks.emulator._engine import Engine
+from pika_tasks.emulator._responses import DownloadDropped
+from pika_tasks.emulator._rules import FaultRule
 
 
 class _HideDroppedDownloads(logging.Filter):

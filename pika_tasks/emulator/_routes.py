@@ -6,9 +6,9 @@ is required) and may be replaced by an injected fault (a scripted rule, or a
 route names its request in ``x-fal-request-id``.
 
 Example:
-    >>> from pika_tasks.emulator.config import EmulatorConfig
-    >>> from pika_tasks.emulator.engine import Engine
-    >>> from pika_tasks.emulator.routes import build_routes
+    >>> from pika_tasks.emulator._config import EmulatorConfig
+    >>> from pika_tasks.emulator._engine import Engine
+    >>> from pika_tasks.emulator._routes import build_routes
     >>> paths = {route.path for route in build_routes(Engine(EmulatorConfig()))}
     >>> sorted(path.split("/")[2] for path in paths if path.startswith("/_emulator"))
     ['expire', 'faults', 'pause', 'requests', 'reset', 'resume', 'stats']
@@ -32,20 +32,20 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from pika_tasks.emulator.config import APP_PREFIX, ENDPOINT_ID, FILE_ROUTE, QUEUE_ROUTES
-from pika_tasks.emulator.engine import Engine
-from pika_tasks.emulator.infra import REQUEST_ID_HEADER
-from pika_tasks.emulator.jobs import Job, RequestUrls
-from pika_tasks.emulator.options import OptionError, parse_submit_options
-from pika_tasks.emulator.responses import (
+from pika_tasks.emulator._config import APP_PREFIX, ENDPOINT_ID, FILE_ROUTE, QUEUE_ROUTES
+from pika_tasks.emulator._engine import Engine
+from pika_tasks.emulator._infra import REQUEST_ID_HEADER
+from pika_tasks.emulator._jobs import Job, RequestUrls
+from pika_tasks.emulator._options import OptionError, parse_submit_options
+from pika_tasks.emulator._responses import (
     fal_error,
     fault_response,
     file_response,
     json_response,
     validation_error,
 )
-from pika_tasks.emulator.rules import FaultRule
-from pika_tasks.emulator.signing import JWKS_PATH
+from pika_tasks.emulator._rules import FaultRule
+from pika_tasks.emulator._signing import JWKS_PATH
 from pika_tasks.models import ImageToVideoInput
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -63,7 +63,7 @@ def _wants_logs(request: Request) -> bool:
 
 
 class QueueApi:
-    """Route handlers bound to an :class:`~pika_tasks.emulator.engine.Engine`."""
+    """Route handlers bound to an :class:`~pika_tasks.emulator._engine.Engine`."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -358,7 +358,7 @@ class QueueApi:
         """``GET``/``POST``/``DELETE /_emulator/faults``: list, arm or disarm scripted faults.
 
         ``POST`` takes one rule or a list of rules, each the JSON form of
-        :class:`~pika_tasks.emulator.rules.FaultRule` (``route``, ``fault``,
+        :class:`~pika_tasks.emulator._rules.FaultRule` (``route``, ``fault``,
         and optionally ``times``, ``skip``, ``request_id``, ``queued``).
         Every method answers with the rules still armed.
         """
