@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything, then runs the linters, the type checker and the tests.
-# Extra arguments go to pytest.
+# Extra arguments go to pytest. The tests run in one process per core
+# (pytest-xdist); tests that share one expensive fixture carry an xdist_group.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -8,4 +9,4 @@ bash scripts/install_browser.sh
 .venv/bin/ruff check pika_tasks flows tests bench
 .venv/bin/ruff format --check pika_tasks flows tests bench
 .venv/bin/mypy
-.venv/bin/pytest "$@"
+.venv/bin/pytest --numprocesses auto --dist loadgroup "$@"
