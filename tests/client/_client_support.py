@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from support import settings_for
 
 from pika_tasks.settings import PikaSettings
 
@@ -34,22 +35,17 @@ ARGS = {"image_url": IMAGE_URL, "prompt": "the camera slowly zooms in"}
 
 
 def quick_settings(url: str, **overrides: Any) -> PikaSettings:
-    """Settings for a server at ``url`` with delays short enough for tests."""
-    values: dict[str, Any] = {
-        "fal_key": FAKE_KEY,
-        "queue_url": url,
-        "storage_url": url,
+    """``support.settings_for`` with :data:`FAKE_KEY` and delays shorter still."""
+    quick: dict[str, Any] = {
         "poll_interval": 0.02,
         "max_poll_interval": 0.1,
         "max_retries": 3,
-        "retry_initial_delay": 0.02,
-        "retry_max_delay": 0.1,
         "connect_timeout": 2.0,
         "read_timeout": 5.0,
         "wait_timeout": 30.0,
     }
-    values.update(overrides)
-    return PikaSettings(**values)
+    settings: PikaSettings = settings_for(url, key=FAKE_KEY, **{**quick, **overrides})
+    return settings
 
 
 def _texts_of(error: BaseException) -> Iterator[str]:

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from _client_support import ARGS, FAKE_KEY, expect
+from support import handle_at
 
 from pika_tasks.client import PikaClient
 from pika_tasks.errors import (
@@ -21,24 +22,13 @@ from pika_tasks.errors import (
     ServerError,
     is_transient,
 )
-from pika_tasks.models import RequestHandle, RequestOptions
+from pika_tasks.models import RequestOptions
 
 EmuClient = Callable[..., tuple[Any, PikaClient]]
 
 
 def requests_of(emu: Any) -> dict[str, int]:
     return dict(emu.stats()["requests"])
-
-
-def unknown_handle(emu: Any) -> RequestHandle:
-    root = f"{emu.url}/fal-ai/pika/requests/no-such-request"
-    return RequestHandle(
-        request_id="no-such-request",
-        status_url=f"{root}/status",
-        response_url=root,
-        cancel_url=f"{root}/cancel",
-        endpoint_id="fal-ai/pika/v2.2/image-to-video",
-    )
 
 
 async def until_raises(call: Callable[[], Awaitable[object]], deadline: float = 10.0) -> Exception:
@@ -151,7 +141,7 @@ async def test_submit_refused_by_fal_is_resent_and_never_queued_twice(
 
 async def test_unknown_request_is_not_found(emu_client: EmuClient) -> None:
     emu, client = emu_client()
-    handle = unknown_handle(emu)
+    handle = handle_at(emu.url, "no-such-request")
     with expect(RequestNotFoundError, match="no-such-request") as info:
         await client.status(handle)
     assert type(info.value) is RequestNotFoundError
