@@ -12,7 +12,7 @@ A job's life:
 3. It stays IN_PROGRESS ``job_seconds`` (+- jitter), or until its video is
    rendered if that takes longer; an unreadable image fails it at once.
 4. It COMPLETES with a video, or with an error (see
-   :mod:`~pika_tasks.emulator._outcomes`); the webhook, if any, is called.
+   :mod:`~pika_tasks.emulator._job_errors`); the webhook, if any, is called.
 
 Example:
     >>> from pika_tasks.emulator._config import EmulatorConfig
@@ -35,7 +35,7 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 
-from pika_tasks.emulator import _outcomes as outcomes
+from pika_tasks.emulator import _job_errors as job_errors
 from pika_tasks.emulator._config import EmulatorConfig
 from pika_tasks.emulator._faults import FaultPlan
 from pika_tasks.emulator._files import FileStore, StoredFile
@@ -279,7 +279,7 @@ class Engine:
         self._start_timers.pop(job, None)
         if job.state == "IN_QUEUE" and self._queue.remove(job):
             assert job.options.start_timeout is not None
-            self._finish(job, error=outcomes.start_timeout(job.options.start_timeout))
+            self._finish(job, error=job_errors.start_timeout(job.options.start_timeout))
             self._notify_queued()
 
     def cancel(self, job: Job) -> CancelOutcome:
@@ -289,7 +289,7 @@ class Engine:
         self.stats.cancellations += 1
         if job.state == "IN_QUEUE":
             self._queue.remove(job)
-            self._finish(job, error=outcomes.cancelled())
+            self._finish(job, error=job_errors.cancelled())
             self._notify_queued()
         else:
             job.cancel_requested = True
@@ -308,7 +308,7 @@ class Engine:
         except Exception as exc:  # a bug must not leave the job IN_PROGRESS forever
             logger.exception("job %s failed inside the emulator", job.request_id)
             if job.state != "COMPLETED":
-                self._finish(job, error=outcomes.emulator_bug(exc))
+                self._finish(job, error=job_errors.emulator_bug(exc))
         finally:
             self._running.discard(job)
             self._dispatch()
@@ -319,9 +319,9 @@ class Engine:
         if job.attempts == 1 and self.faults.runner_fails(job.seq):
             self.stats.count_fault("runner_failure")
             if await self._hold(job, None, job.started_at + seconds / 2.0):
-                self._finish(job, error=outcomes.cancelled())
+                self._finish(job, error=job_errors.cancelled())
             elif job.options.no_retry:
-                self._finish(job, error=outcomes.runner_disconnected())
+                self._finish(job, error=job_errors.runner_disconnected())
             else:
                 await self._requeue(job, pause=min(2.0, max(0.05, seconds / 2.0)))
             return
@@ -329,17 +329,17 @@ class Engine:
         doomed = self.faults.job_fails(job.seq)
         produce = None if doomed else self._spawn(self._produce(job))
         if await self._hold(job, produce, job.started_at + seconds):
-            self._finish(job, error=outcomes.cancelled())
+            self._finish(job, error=job_errors.cancelled())
             return
         if doomed:
             self.stats.count_fault("job_failure")
-            self._finish(job, error=outcomes.internal_failure())
+            self._finish(job, error=job_errors.internal_failure())
             return
         assert produce is not None
         try:
             video: RenderedVideo = await produce
         except ImageInputError as exc:
-            self._finish(job, error=outcomes.image_failure(exc, job.input.image_url))
+            self._finish(job, error=job_errors.image_failure(exc, job.input.image_url))
         else:
             self._finish(job, video=video)
 
@@ -453,7 +453,7 @@ class Engine:
             job.video = JobVideo(file_name=name, file_size=video.size)
             job.log("Request completed.")
         else:
-            job.error = error or outcomes.internal_failure()
+            job.error = error or job_errors.internal_failure()
             job.log(job.error.message, "ERROR")
         self.stats.note_completed(job.error.error_type if job.error else None)
         # Safe: a render reads the URL in its first step, before any _finish can run.

@@ -34,7 +34,7 @@ _INT_RE = re.compile(r"[+-]?\d+(?:\.0*)?")
 _HTTP = ("http", "https")
 
 
-class _Bad(Exception):
+class _FieldProblem(Exception):
     """A row's field is wrong; carries the field and the reason."""
 
     def __init__(self, field: str, reason: str) -> None:
@@ -44,7 +44,7 @@ class _Bad(Exception):
 
 
 @dataclass(frozen=True)
-class _Outcome:
+class _CheckedRow:
     row_number: int
     row: ManifestRow | None
     error: RowError | None
@@ -75,7 +75,7 @@ def base_url_of(url: str) -> str:
     return f"{scheme}://{parent}"
 
 
-def resolve_image(raw: str, base_url: str) -> str:
+def resolve_relative_image(raw: str, base_url: str) -> str:
     """Where the image ``raw`` (as written in a manifest) lives.
 
     URLs with a scheme (``https://``, ``s3://``, ``memory://``...) and chained
@@ -83,10 +83,12 @@ def resolve_image(raw: str, base_url: str) -> str:
     paths are joined to ``base_url`` in its file system.
 
     Raises:
-        _Bad: for data: URIs and relative paths that climb above the store's root.
+        _FieldProblem: for data: URIs and relative paths that climb above the store's root.
     """
     if raw.lower().startswith("data:"):
-        raise _Bad("image", "data: URIs are not accepted: give a URL or a path to the file")
+        raise _FieldProblem(
+            "image", "data: URIs are not accepted: give a URL or a path to the file"
+        )
     if _SCHEME_RE.match(raw) or "::" in raw:
         return raw
     if raw.startswith("~"):
@@ -103,7 +105,7 @@ def resolve_image(raw: str, base_url: str) -> str:
         host = rest.split("/", 1)[0]
         climbs = climbs or not (joined == host or joined.startswith(host + "/"))
     if climbs:
-        raise _Bad("image", f"{_show(raw)} climbs above the root of {base_url}")
+        raise _FieldProblem("image", f"{_show(raw)} climbs above the root of {base_url}")
     return scheme + joined.removeprefix("./") if joined != "." else scheme
 
 
@@ -135,7 +137,7 @@ def _text(values: dict[str, Any], field: str) -> str | None:
     if _missing(value):
         return None
     if not isinstance(value, str):
-        raise _Bad(field, f"must be a string, not {kind(value)}")
+        raise _FieldProblem(field, f"must be a string, not {kind(value)}")
     return value.strip()
 
 
@@ -224,10 +226,10 @@ def _row_id(values: dict[str, Any]) -> str | None:
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str):
-        raise _Bad("id", f"must be a string, not {kind(value)}")
+        raise _FieldProblem("id", f"must be a string, not {kind(value)}")
     problem = id_problem(value.strip())
     if problem is not None:
-        raise _Bad("id", problem)
+        raise _FieldProblem("id", problem)
     return value.strip()
 
 
@@ -238,7 +240,7 @@ def _resolution(values: dict[str, Any], default: Resolution | None) -> Resolutio
     for allowed in RESOLUTIONS:
         if value.lower() == allowed:
             return allowed
-    raise _Bad("resolution", f"{_show(value)} is not one of {', '.join(RESOLUTIONS)}")
+    raise _FieldProblem("resolution", f"{_show(value)} is not one of {', '.join(RESOLUTIONS)}")
 
 
 def _duration(values: dict[str, Any], default: Duration | None) -> Duration:
@@ -249,7 +251,9 @@ def _duration(values: dict[str, Any], default: Duration | None) -> Duration:
     for allowed in DURATIONS:
         if number == allowed:
             return allowed
-    raise _Bad("duration", f"{_show(value)} is not one of {', '.join(str(d) for d in DURATIONS)}")
+    raise _FieldProblem(
+        "duration", f"{_show(value)} is not one of {', '.join(str(d) for d in DURATIONS)}"
+    )
 
 
 def _seed(values: dict[str, Any], default: int | None) -> int | None:
@@ -258,27 +262,27 @@ def _seed(values: dict[str, Any], default: int | None) -> int | None:
         return default
     number = _whole(value)
     if number is None:
-        raise _Bad("seed", f"{_show(value)} is not a whole number")
+        raise _FieldProblem("seed", f"{_show(value)} is not a whole number")
     if not 0 <= number <= MAX_SEED:
-        raise _Bad("seed", f"{number} is out of range: seeds are 0..{MAX_SEED}")
+        raise _FieldProblem("seed", f"{number} is out of range: seeds are 0..{MAX_SEED}")
     return number
 
 
 def _limit(field: str, text: str, note: str = "") -> str:
     if len(text) > MAX_PROMPT_CHARS:
-        raise _Bad(
+        raise _FieldProblem(
             field,
             f"is {len(text)} characters long{note}; the limit is {MAX_PROMPT_CHARS}",
         )
     return text
 
 
-def _check(record: Record, defaults: RowDefaults, base_url: str) -> _Outcome:
+def _check(record: Record, defaults: RowDefaults, base_url: str) -> _CheckedRow:
     """Check one record; never raises."""
     row_id: str | None = None
     if record.values is None:
         field, reason = record.problem or ("row", "cannot be read")
-        return _Outcome(
+        return _CheckedRow(
             record.row_number,
             None,
             RowError(row_number=record.row_number, field=field, reason=reason),
@@ -293,21 +297,25 @@ def _check(record: Record, defaults: RowDefaults, base_url: str) -> _Outcome:
         for key, item in values.items():
             bad = _first_bad_text(key) or _first_bad_text(item)
             if bad is not None:
-                raise _Bad(key, f"is not valid UTF-8 ({bad_byte(bad)}): save the manifest as UTF-8")
+                raise _FieldProblem(
+                    key, f"is not valid UTF-8 ({bad_byte(bad)}): save the manifest as UTF-8"
+                )
             # Past the first block a NUL byte fails its row (see _source.open_text); in
             # JSON it can only be an escape, which the field's own checks judge.
             if record.text and isinstance(item, str) and "\x00" in item:
-                raise _Bad(key, "holds a NUL byte: is part of the manifest binary? save it as text")
+                raise _FieldProblem(
+                    key, "holds a NUL byte: is part of the manifest binary? save it as text"
+                )
         row_id = _row_id(values)
         raw_image = _text(values, "image")
         if raw_image is None:
-            raise _Bad("image", "is missing")
-        image = resolve_image(raw_image, base_url)
+            raise _FieldProblem("image", "is missing")
+        image = resolve_relative_image(raw_image, base_url)
         prompt = _text(values, "prompt")
         if prompt is None:
             prompt = defaults.prompt.strip() if defaults.prompt else None
         if not prompt:
-            raise _Bad("prompt", "is missing, and no default prompt was given")
+            raise _FieldProblem("prompt", "is missing, and no default prompt was given")
         prompt = compose_prompt(prompt, defaults.prompt_suffix)
         note = " with the suffix" if defaults.prompt_suffix.strip() else ""
         prompt = _limit("prompt", prompt, note)
@@ -318,11 +326,11 @@ def _check(record: Record, defaults: RowDefaults, base_url: str) -> _Outcome:
         resolution = _resolution(values, defaults.resolution)
         duration = _duration(values, defaults.duration)
         seed = _seed(values, defaults.seed)
-    except _Bad as bad:
+    except _FieldProblem as bad:
         error = RowError(
             row_number=record.row_number, field=bad.field, reason=bad.reason, id=row_id
         )
-        return _Outcome(record.row_number, None, error, row_id, False)
+        return _CheckedRow(record.row_number, None, error, row_id, False)
 
     auto = row_id is None
     if row_id is None:
@@ -339,7 +347,7 @@ def _check(record: Record, defaults: RowDefaults, base_url: str) -> _Outcome:
         seed=seed,
         metadata=metadata,
     )
-    return _Outcome(record.row_number, row, None, row_id, auto)
+    return _CheckedRow(record.row_number, row, None, row_id, auto)
 
 
 def check_rows(
@@ -364,32 +372,32 @@ def check_rows(
     # Per id: the row that took it, and its spelling when that is not the folded key.
     first_use: dict[str, int | tuple[int, str]] = {}
     for record in records:
-        outcome = _check(record, defaults, base_url)
-        error = outcome.error
-        if outcome.id is not None:
-            key = outcome.id.casefold()
+        checked = _check(record, defaults, base_url)
+        error = checked.error
+        if checked.id is not None:
+            key = checked.id.casefold()
             first = first_use.get(key)
             if first is None:
-                row = outcome.row_number
-                first_use[key] = row if outcome.id == key else (row, outcome.id)
+                row = checked.row_number
+                first_use[key] = row if checked.id == key else (row, checked.id)
             elif error is None:
                 first_row, first_id = first if isinstance(first, tuple) else (first, key)
-                error = _duplicate(outcome, first_row, first_id)
+                error = _duplicate(checked, first_row, first_id)
         if error is not None:
             yield error
-        elif outcome.row is not None:
-            yield outcome.row
+        elif checked.row is not None:
+            yield checked.row
 
 
-def _duplicate(outcome: _Outcome, first_row: int, first_id: str) -> RowError:
-    assert outcome.id is not None
-    reason = f"duplicate id {outcome.id!r}"
-    if first_id != outcome.id:
+def _duplicate(checked: _CheckedRow, first_row: int, first_id: str) -> RowError:
+    assert checked.id is not None
+    reason = f"duplicate id {checked.id!r}"
+    if first_id != checked.id:
         reason += f" (the same as {first_id!r} when case is ignored)"
     reason += f", first used on row {first_row}"
-    if outcome.auto:
+    if checked.auto:
         reason += (
             "; this row asks for the same video as that one: give the rows distinct ids "
             "to make both"
         )
-    return RowError(row_number=outcome.row_number, field="id", reason=reason, id=None)
+    return RowError(row_number=checked.row_number, field="id", reason=reason, id=None)

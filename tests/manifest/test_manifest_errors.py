@@ -250,11 +250,13 @@ def test_identical_rows_without_ids_are_duplicates(tmp_path: Path, put_manifest:
 
 def test_relative_image_climbing_out_of_an_http_host(put_manifest: Any, memory_root: str) -> None:
     # Reading from http would need a server; the resolution rule is the same.
-    from pika_tasks.manifest._rows import _Bad, resolve_image
+    from pika_tasks.manifest._rows import _FieldProblem, resolve_relative_image
 
-    with pytest.raises(_Bad, match="climbs above the root"):
-        resolve_image("../../x.png", "https://example.com/in")
-    assert resolve_image("../x.png", "https://example.com/in") == "https://example.com/x.png"
+    with pytest.raises(_FieldProblem, match="climbs above the root"):
+        resolve_relative_image("../../x.png", "https://example.com/in")
+    assert (
+        resolve_relative_image("../x.png", "https://example.com/in") == "https://example.com/x.png"
+    )
 
 
 def test_non_utf8_cells_name_the_row_and_column(tmp_path: Path, put_manifest: Any) -> None:

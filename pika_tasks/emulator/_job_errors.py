@@ -17,7 +17,7 @@ Model errors (422, 500) carry fal's ``detail``; infrastructure errors (503,
 504) the flat ``{detail, error_type}`` with an ``X-Fal-Error-Type`` header.
 
 Example:
-    >>> from pika_tasks.emulator._outcomes import cancelled
+    >>> from pika_tasks.emulator._job_errors import cancelled
     >>> cancelled().status_code, cancelled().error_type
     (400, 'request_cancelled')
 """
