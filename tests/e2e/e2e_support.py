@@ -10,7 +10,6 @@ from typing import Any
 
 import yaml
 from prefect_stack import ROOT, PrefectStack
-from support import KEY as KEY  # the one test key; this suite's tests import it from here
 from support import queue_env, wait_until
 
 POOL = "pika-e2e"
