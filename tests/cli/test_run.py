@@ -81,9 +81,19 @@ def test_missing_key_without_local_is_a_usage_error(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
+def in_process(*arguments: str) -> Any:
+    """``pika-tasks ARGUMENTS`` run in this process (the same Typer app, no interpreter start)."""
+    from typer.testing import CliRunner
+
+    from pika_tasks.cli import app
+
+    return CliRunner().invoke(
+        app, list(arguments), prog_name="pika-tasks", env={"FAL_KEY": "unused"}
+    )
+
+
 def test_bad_option_values_are_usage_errors(tmp_path: Path) -> None:
     manifest = write_manifest(tmp_path, ["a,images/0.png,zoom in"])
-    env = process_env(FAL_KEY="unused")
     run = ["run", str(manifest), "--out", str(tmp_path / "out")]
     cases = [
         (run, ["--resolution", "4k"], "--resolution must be 720p or 1080p"),
@@ -91,21 +101,20 @@ def test_bad_option_values_are_usage_errors(tmp_path: Path) -> None:
         (["estimate", str(manifest)], ["--storage-options", "[1]"], "must be a JSON object"),
     ]
     for command, arguments, message in cases:
-        done = pika(*command, *arguments, env=env)
-        assert done.returncode == 2, explain(done)
-        assert message in done.stderr, explain(done)
+        done = in_process(*command, *arguments)
+        assert done.exit_code == 2, done.output
+        assert message in done.stderr, done.output
     assert not (tmp_path / "out").exists()
 
 
 def test_unreadable_manifest_and_output_are_usage_errors(tmp_path: Path) -> None:
-    env = process_env(FAL_KEY="unused")
     missing = str(tmp_path / "nope.csv")
     for command in (["run", missing, "--out", str(tmp_path / "out")], ["estimate", missing]):
-        done = pika(*command, env=env)
-        assert done.returncode == 2, explain(done)
+        done = in_process(*command)
+        assert done.exit_code == 2, done.output
         assert "nope.csv" in done.stderr
-    nothing = pika("report", str(tmp_path / "never-ran"), env=env)
-    assert nothing.returncode == 2, explain(nothing)
+    nothing = in_process("report", str(tmp_path / "never-ran"))
+    assert nothing.exit_code == 2, nothing.output
     assert "no run reports" in nothing.stderr
 
 
