@@ -7,8 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 UV_VERSION=0.13.9
-if [ ! -x .venv/bin/python ]; then
-    "$PYTHON" -m venv .venv
+# A .venv left half made (setup stopped while creating it) has no pip: made again.
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -m pip --version >/dev/null 2>&1; then
+    "$PYTHON" -m venv --clear .venv
 fi
 if [ "$(.venv/bin/uv --version 2>/dev/null)" != "uv $UV_VERSION" ]; then
     .venv/bin/python -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
