@@ -47,7 +47,14 @@ from prefect.logging import get_logger
 
 from pika_tasks.pipeline import RowOutcome
 
-__all__ = ["VIDEO_COMPLETED", "VIDEO_FAILED", "RowEvent", "describe_row", "emit_row_event"]
+__all__ = [
+    "VIDEO_COMPLETED",
+    "VIDEO_FAILED",
+    "RowEvent",
+    "describe_row",
+    "emit_described",
+    "emit_row_event",
+]
 
 VIDEO_COMPLETED = "pika.video.completed"
 """A row's video was written in this run."""
@@ -154,6 +161,23 @@ def emit_row_event(
         flow_run_name=flow_run_name,
         manifest=manifest,
     )
+    return emit_described(described)
+
+
+def emit_described(described: RowEvent | None) -> Event | None:
+    """Emit an event described as a :class:`RowEvent`; return it, or None if none was sent.
+
+    Never raises: an event is a notice (of a row, or of an asset's lineage),
+    and its loss never stops a row.
+
+    Example:
+        Skipped as a doctest: it sends to a Prefect API.
+
+        >>> emit_described(describe_row(  # doctest: +SKIP
+        ...     RowOutcome(id="a", row_number=1, status="failed", error="boom"),
+        ...     output_url="/out/a.mp4",
+        ... ))
+    """
     if described is None:
         return None
     try:
@@ -161,8 +185,9 @@ def emit_row_event(
             described.event,
             resource=described.resource,
             related=described.related,
-            payload=described.payload,
+            payload=described.payload or None,
         )
     except Exception as error:  # e.g. an event over the server's size limit
-        logger.warning("%s: its event %s was not sent: %s", outcome.id, described.event, error)
+        name = described.resource.get("prefect.resource.id")
+        logger.warning("%s: its event %s was not sent: %s", name, described.event, error)
         return None

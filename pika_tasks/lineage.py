@@ -42,9 +42,6 @@ from dataclasses import dataclass
 
 from prefect.assets import Asset, AssetProperties
 from prefect.context import AssetContext
-from prefect.events import emit_event
-from prefect.events.schemas.events import Event
-from prefect.logging import get_logger
 from pydantic import ValidationError
 
 from pika_tasks.events import RowEvent
@@ -57,7 +54,6 @@ __all__ = [
     "VideoWritten",
     "describe_materialization",
     "describe_reference",
-    "emit_lineage_event",
 ]
 
 ASSET_MATERIALIZED = "prefect.asset.materialization.succeeded"
@@ -66,8 +62,6 @@ ASSET_REFERENCED = "prefect.asset.referenced"
 """Prefect's event for an asset read."""
 MATERIALIZED_BY = "pika-tasks"
 """The tool named as the videos' maker."""
-
-logger = get_logger("pika_tasks.lineage")
 
 
 @dataclass(frozen=True)
@@ -146,28 +140,3 @@ def describe_materialization(video: VideoWritten, *, manifest: str) -> RowEvent 
         "row_number": video.row_number,
     }
     return RowEvent(ASSET_MATERIALIZED, AssetContext.asset_as_resource(asset), related, payload)
-
-
-def emit_lineage_event(described: RowEvent | None) -> Event | None:
-    """Emit a lineage event; return it, or None if none was sent.
-
-    Never raises: lineage is a notice, and its loss never stops a row.
-
-    Example:
-        Skipped as a doctest: it sends to a Prefect API.
-
-        >>> emit_lineage_event(describe_reference("/in/m.csv"))  # doctest: +SKIP
-    """
-    if described is None:
-        return None
-    try:
-        return emit_event(
-            described.event,
-            resource=described.resource,
-            related=described.related,
-            payload=described.payload or None,
-        )
-    except Exception as error:  # e.g. an event over the server's size limit
-        name = described.resource.get("prefect.resource.id")
-        logger.warning("%s: its event %s was not sent: %s", name, described.event, error)
-        return None

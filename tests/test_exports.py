@@ -243,6 +243,7 @@ PUBLIC_NAMES: dict[str, list[str]] = {
         "VIDEO_COMPLETED",
         "VIDEO_FAILED",
         "describe_row",
+        "emit_described",
         "emit_row_event",
     ],
     "pika_tasks.flows": [
@@ -280,7 +281,6 @@ PUBLIC_NAMES: dict[str, list[str]] = {
         "VideoWritten",
         "describe_materialization",
         "describe_reference",
-        "emit_lineage_event",
     ],
     "pika_tasks.pricing": [
         "PriceTable",

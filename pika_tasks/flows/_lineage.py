@@ -12,11 +12,11 @@ from __future__ import annotations
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
+from pika_tasks.events import emit_described
 from pika_tasks.lineage import (
     VideoWritten,
     describe_materialization,
     describe_reference,
-    emit_lineage_event,
 )
 from pika_tasks.manifest import ManifestRow
 from pika_tasks.models import (
@@ -107,7 +107,7 @@ class VideoLedger:
             return
         if not self._referenced:
             self._referenced = True
-            emit_lineage_event(describe_reference(self.manifest))
+            emit_described(describe_reference(self.manifest))
         written = VideoWritten(
             row_id=outcome.id,
             row_number=outcome.row_number,
@@ -119,4 +119,4 @@ class VideoLedger:
             content_type=video.content_type,
             request_id=outcome.request_id,
         )
-        emit_lineage_event(describe_materialization(written, manifest=self.manifest))
+        emit_described(describe_materialization(written, manifest=self.manifest))
