@@ -29,7 +29,8 @@ ROOT = Path(__file__).resolve().parents[2]
 HAS_FAL = importlib.util.find_spec("fal_client") is not None
 VARIANTS = ("flow", "client", "fal") if HAS_FAL else ("flow", "client")
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(330)]
+# One worker runs the module, so its one quick run (a module fixture) is made once.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(330), pytest.mark.xdist_group("bench-smoke")]
 
 
 @pytest.fixture(scope="module")
