@@ -57,7 +57,8 @@ def test_a_prefect_server_restart_mid_run_loses_no_row_and_pays_once(
     env = stack.env(**queue_env(emu))
     with log.open("w") as sink:
         run = subprocess.Popen(
-            [sys.executable, "-m", "pika_tasks", "run", str(manifest), "--out", str(out)],
+            # -v: the run's warnings (a slot that outlived its lease) reach the terminal too.
+            [sys.executable, "-m", "pika_tasks", "run", str(manifest), "--out", str(out), "-v"],
             env=env,
             stdout=sink,
             stderr=subprocess.STDOUT,
