@@ -29,8 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 HAS_FAL = importlib.util.find_spec("fal_client") is not None
 VARIANTS = ("flow", "client", "fal") if HAS_FAL else ("flow", "client")
 
-# One worker runs the module, so its one quick run (a module fixture) is made once.
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(330), pytest.mark.xdist_group("bench-smoke")]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(330)]
 
 
 @pytest.fixture(scope="module")

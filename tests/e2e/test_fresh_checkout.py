@@ -21,9 +21,8 @@ from e2e_support import LIMIT, wait_for_state
 from prefect_stack import PrefectStack
 from support import free_port, probe_video, queue_env, write_manifest
 
-# One worker runs the module under pytest-xdist's --dist loadgroup (or loadfile), so its
-# tests share one server.
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(480), pytest.mark.xdist_group("fresh-checkout")]
+# pytest-xdist runs a module on one worker (--dist loadscope), so its tests share one server.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(480)]
 
 LOCAL_POOL = "pika-local"
 """The work pool prefect.yaml names: its local default."""
