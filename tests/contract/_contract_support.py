@@ -186,5 +186,6 @@ def under_fault(emu: Any, rule: FaultRule | str, call: Callable[[], T]) -> tuple
     before = emu.stats()
     answer = call()
     after = emu.stats()
-    sent = after["requests"][parsed.route] - before["requests"][parsed.route]
+    # A route has no count until it has been asked once (a fresh or reset emulator).
+    sent = after["requests"].get(parsed.route, 0) - before["requests"].get(parsed.route, 0)
     return answer, sent, after["submissions"] - before["submissions"]
