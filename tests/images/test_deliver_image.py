@@ -13,9 +13,9 @@ from urllib.parse import parse_qs, urlsplit
 import fsspec
 import httpx
 import pytest
+from support import stand_in_check
 
 from pika_tasks.images import (
-    ImageCheck,
     ImageError,
     ImageLimits,
     ImageSource,
@@ -47,15 +47,7 @@ def _decode_data_uri(url: str) -> tuple[str, bytes]:
 
 async def test_http_urls_pass_through_unchanged() -> None:
     url = "https://images.example/a.png?X-Sig=abc"
-    check = ImageCheck(
-        image=url,
-        size_bytes=10,
-        width=64,
-        height=64,
-        format="PNG",
-        sha256="0" * 64,
-        content_type="image/png",
-    )
+    check = stand_in_check(url, size_bytes=10)
     uploader = FakeUploader()
 
     delivered = await deliver_image(check, upload=uploader)

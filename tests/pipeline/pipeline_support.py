@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from pika_tasks.images import ImageCheck
+from support import stand_in_check
+
 from pika_tasks.manifest import ManifestRow
 from pika_tasks.pipeline import Action, RowPlan
 
@@ -14,13 +15,4 @@ def row(number: int, image: str = "/in/a.png") -> ManifestRow:
 
 def plan_of(item: ManifestRow, action: Action = Action.SUBMIT) -> RowPlan:
     """A plan for ``item`` with a stand-in image check (for tests that send nothing)."""
-    check = ImageCheck(
-        image=item.image,
-        size_bytes=1,
-        width=64,
-        height=64,
-        format="PNG",
-        sha256="0" * 64,
-        content_type="image/png",
-    )
-    return RowPlan(item, check, "f", None, action)
+    return RowPlan(item, stand_in_check(item.image), "f", None, action)

@@ -7,7 +7,7 @@ in that suite's ``*_support.py``.
 
 from support._batches import IMAGES, report_lines, run_batch, write_manifest
 from support._handles import handle_at
-from support._media import noise_png, png_bytes, probe_video, write_png
+from support._media import noise_png, png_bytes, probe_video, stand_in_check, write_png
 from support._network import FtpBanner, free_port, ftp_banner
 from support._pointing import KEY, QUICK_WAITS, point_at, process_env, queue_env, settings_for
 from support._prefect_api import settled_task_runs
@@ -41,6 +41,7 @@ __all__ = [
     "s3_server",
     "settings_for",
     "settled_task_runs",
+    "stand_in_check",
     "wait_until",
     "wait_until_async",
     "write_manifest",

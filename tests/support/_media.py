@@ -58,3 +58,22 @@ def probe_video(data: bytes) -> dict[str, Any]:
             "frames": frames,
             "seconds": frames / rate if rate else 0.0,
         }
+
+
+def stand_in_check(image: str, size_bytes: int = 1) -> Any:
+    """An ``ImageCheck`` of a 64x64 PNG at ``image``, for tests that read no image.
+
+    >>> stand_in_check("https://images.example/a.png").content_type
+    'image/png'
+    """
+    from pika_tasks.images import ImageCheck
+
+    return ImageCheck(
+        image=image,
+        size_bytes=size_bytes,
+        width=64,
+        height=64,
+        format="PNG",
+        sha256="0" * 64,
+        content_type="image/png",
+    )
