@@ -60,6 +60,7 @@ endpoint's owner/app prefix and the request id (from the body, else from
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import enum
 import functools
 import inspect
@@ -68,7 +69,7 @@ import logging
 import mimetypes
 import os
 import ssl
-from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Generator, Mapping
 from contextlib import aclosing
 from types import TracebackType
 from typing import Any, Self
@@ -78,6 +79,7 @@ from httpx_sse import ServerSentEvent, aconnect_sse
 from pydantic import SecretStr, ValidationError
 
 from pika_tasks import _download
+from pika_tasks._loop_thread import LoopThread
 from pika_tasks._responses import (
     describe,
     error_for,
@@ -118,6 +120,8 @@ __all__ = ["PikaClient"]
 logger = logging.getLogger("pika_tasks.client")
 
 StatusCallback = Callable[[QueueStatus], Awaitable[None] | None]
+#: What following a stream calls with each status it reads.
+StatusReport = Callable[[QueueStatus], Coroutine[Any, Any, None]]
 
 # Failures that prove a request never left this machine: safe to resend a submit.
 _NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -188,6 +192,12 @@ class PikaClient:
             (``FAL_KEY``, ``PIKA_*``) and ``.env`` when omitted.
         http: an ``httpx.AsyncClient`` to send requests with; the client makes
             (and closes) its own when omitted.  A given one is left open.
+        follow_in_thread: follow status streams, and ask for the results of
+            jobs that completed, on an event loop of their own in a thread
+            (with its own connections), so that a caller whose event loop is
+            busy (a flow with hundreds of task runs) still notices each
+            completion within milliseconds.  Statuses still reach ``on_status``
+            on the caller's loop.
         **overrides: :class:`~pika_tasks.settings.PikaSettings` fields that
             replace those of ``settings``, e.g. ``fal_key=...``, ``queue_url=...``.
 
@@ -224,6 +234,7 @@ class PikaClient:
         settings: PikaSettings | None = None,
         *,
         http: httpx.AsyncClient | None = None,
+        follow_in_thread: bool = False,
         **overrides: Any,
     ) -> None:
         unknown = sorted(set(overrides) - set(PikaSettings.model_fields))
@@ -263,6 +274,9 @@ class PikaClient:
         self._prefetched: dict[str, asyncio.Future[ImageToVideoOutput]] = {}
         # Cancels on their way to fal, which closing the client waits for.
         self._cancels: set[asyncio.Future[CancelResponse]] = set()
+        # With follow_in_thread: the thread and the client (its twin) it runs waits on.
+        self._follows_in_thread = follow_in_thread
+        self._follower: tuple[LoopThread, PikaClient] | None = None
 
     @property
     def settings(self) -> PikaSettings:
@@ -295,6 +309,10 @@ class PikaClient:
         for pending in self._prefetched.values():
             pending.cancel()
         self._prefetched.clear()
+        if self._follower is not None:
+            thread, twin = self._follower
+            self._follower = None
+            await thread.aclose(twin.aclose)
         if self._cancels:
             # Shielded: a client closed while its task is being cancelled still lets
             # the cancels it was asked for reach fal.
@@ -566,7 +584,10 @@ class PikaClient:
         deadline = asyncio.timeout(limit)
         try:
             async with deadline:
-                final = await self._follow(handle, logs, report)
+                if self._follows_in_thread:
+                    final = await self._follow_in_thread(handle, logs, report, prefetch_result)
+                else:
+                    final = await self._follow(handle, logs, report)
         except TimeoutError:
             if not deadline.expired():
                 raise  # not ours: e.g. from the caller's on_status
@@ -582,9 +603,39 @@ class PikaClient:
                 request_id=handle.request_id,
                 error_type=final.error_type,
             )
-        if prefetch_result:
+        if prefetch_result and not self._follows_in_thread:
             self._prefetch(handle)
         return final
+
+    def _twin(self) -> tuple[LoopThread, PikaClient]:
+        """The follower thread and the client it uses, started on first use."""
+        if self._follower is None:
+            thread = LoopThread(f"pika-follow-{id(self):x}")
+            self._follower = (thread, PikaClient(self._settings))
+        return self._follower
+
+    async def _follow_in_thread(
+        self, handle: RequestHandle, logs: bool, report: StatusReport, prefetch: bool
+    ) -> QueueStatus:
+        """:meth:`_follow` on the follower thread; statuses are reported on this loop."""
+        here = asyncio.get_running_loop()
+        thread, twin = self._twin()
+        # Reports run on this loop in the order they were read.  The stream is not held
+        # up by them (this loop may be busy), but a report's error still ends the wait.
+        reports: list[concurrent.futures.Future[None]] = []
+
+        async def forward(status: QueueStatus) -> None:
+            if prefetch and status.done and not status.failed:
+                twin._prefetch(handle)  # before anything else: this is what must not wait
+            for sent in [sent for sent in reports if sent.done()]:
+                reports.remove(sent)
+                sent.result()
+            reports.append(asyncio.run_coroutine_threadsafe(report(status), here))
+            if status.done:
+                for sent in reports:
+                    await asyncio.wrap_future(sent)
+
+        return await thread.run(twin._follow(handle, logs, forward))
 
     def _prefetch(self, handle: RequestHandle) -> None:
         if handle.request_id in self._prefetched:
@@ -594,7 +645,7 @@ class PikaClient:
         pending.add_done_callback(lambda done: done.cancelled() or done.exception())
         self._prefetched[handle.request_id] = pending
 
-    async def _follow(self, handle: RequestHandle, logs: bool, report: _Reporter) -> QueueStatus:
+    async def _follow(self, handle: RequestHandle, logs: bool, report: StatusReport) -> QueueStatus:
         streams = 0
         use_stream = True
         while use_stream:
@@ -617,7 +668,7 @@ class PikaClient:
             delay = min(delay * 2, self._settings.max_poll_interval)
 
     async def _listen(
-        self, handle: RequestHandle, logs: bool, report: _Reporter
+        self, handle: RequestHandle, logs: bool, report: StatusReport
     ) -> tuple[QueueStatus | None, bool]:
         """Follow one stream: (COMPLETED status or None if it ended early, any event seen)."""
         delivered = False
@@ -647,6 +698,9 @@ class PikaClient:
             ResultExpiredError: fal no longer keeps the result (404 / 410).
             FalHTTPError: the job has not completed yet (400).
         """
+        if self._follower is not None:
+            thread, twin = self._follower  # the twin may hold it from the wait
+            return await thread.run(twin.result(handle))
         prefetched = self._prefetched.pop(handle.request_id, None)
         if prefetched is not None:
             return await prefetched

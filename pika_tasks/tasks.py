@@ -81,12 +81,19 @@ async def retry_on_transient(task: Task[..., Any], task_run: TaskRun, state: Sta
 
 
 def open_client(
-    credentials: FalCredentials | None = None, settings: PikaSettings | None = None
+    credentials: FalCredentials | None = None,
+    settings: PikaSettings | None = None,
+    *,
+    follow_in_thread: bool = False,
 ) -> PikaClient:
-    """A client from a credentials block, explicit settings or the environment (in that order)."""
+    """A client from a credentials block, explicit settings or the environment (in that order).
+
+    ``follow_in_thread``: see :class:`~pika_tasks.client.PikaClient`; for a
+    flow whose event loop runs many task runs at once.
+    """
     if credentials is not None:
-        return credentials.get_client()
-    return PikaClient(settings)
+        settings = credentials.get_settings()
+    return PikaClient(settings, follow_in_thread=follow_in_thread)
 
 
 def _client_for(

@@ -175,7 +175,8 @@ async def image_to_video_batch(
     # Three "Finished in state Completed()" lines a row say only what the task runs'
     # states say: not logged, so a row costs fewer API writes (see flows/_log_volume.py).
     quiet_tasks = [task.name for task in (submit_image_to_video, wait_for_completion, fetch_video)]
-    async with open_client(credentials, settings) as client:
+    # Completions are noticed on a thread of their own: this loop is busy with task runs.
+    async with open_client(credentials, settings, follow_in_thread=True) as client:
         slots = FalSlots(limits.concurrency_limit, limits.max_concurrency, limits.submit_rate_limit)
         steps = TaskSteps(
             client=client,

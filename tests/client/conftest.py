@@ -30,7 +30,13 @@ def no_key_in_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
 
 
 @pytest.fixture
-async def make_client() -> AsyncIterator[Callable[..., PikaClient]]:
+def follow_in_thread() -> bool:
+    """Whether the clients built here follow status streams on a thread (a module may vary it)."""
+    return False
+
+
+@pytest.fixture
+async def make_client(follow_in_thread: bool) -> AsyncIterator[Callable[..., PikaClient]]:
     """Build clients (``make_client(url, **settings)`` or ``make_client(settings=...)``)."""
     clients: list[PikaClient] = []
     pools: list[httpx.AsyncClient] = []
@@ -45,7 +51,7 @@ async def make_client() -> AsyncIterator[Callable[..., PikaClient]]:
         if settings is None:
             assert url is not None
             settings = quick_settings(url, **overrides)
-        client = PikaClient(settings, http=http)
+        client = PikaClient(settings, http=http, follow_in_thread=follow_in_thread)
         clients.append(client)
         if http is not None:
             pools.append(http)

@@ -7,6 +7,7 @@ import itertools
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from _client_support import ARGS, expect
 
 from pika_tasks.client import PikaClient
@@ -14,6 +15,12 @@ from pika_tasks.errors import WaitTimeoutError
 from pika_tasks.models import QueueStatus
 
 EmuClient = Callable[..., tuple[Any, PikaClient]]
+
+
+@pytest.fixture(params=[False, True], ids=["on-the-callers-loop", "followed-in-a-thread"])
+def follow_in_thread(request: pytest.FixtureRequest) -> bool:
+    """Every test here runs twice: streams followed on the caller's loop, and on a thread."""
+    return bool(request.param)
 
 
 def requests_of(emu: Any) -> dict[str, int]:

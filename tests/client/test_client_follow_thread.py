@@ -1,0 +1,88 @@
+"""A client that follows status streams on a thread notices completions while its caller is busy.
+
+A flow's event loop runs hundreds of task runs; with ``follow_in_thread`` a
+job's completion (and the request for its result) does not wait for that
+loop.  The caller's loop is blocked here for real, by a status callback that
+does not return until the emulator has been asked for the result.  Every
+other behaviour of ``wait`` is checked in both modes by test_client_queue.py.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from _client_support import ARGS, quick_settings
+from support import wait_until
+
+from pika_tasks.client import PikaClient
+from pika_tasks.models import QueueStatus
+
+
+@pytest.fixture
+def follow_in_thread() -> bool:
+    return True
+
+
+def results_asked(emu: Any) -> int:
+    return int(emu.stats()["requests"].get("result", 0))
+
+
+def blocking_until_the_result_is_asked(
+    emu: Any, seen: list[tuple[str, int]], timeout: float
+) -> Callable[[QueueStatus], None]:
+    """A status callback that, once the job runs, holds its loop until the result is asked for."""
+
+    def on_status(status: QueueStatus) -> None:
+        seen.append((status.status, threading.get_ident()))
+        if status.status == "IN_PROGRESS" and [s for s, _ in seen].count("IN_PROGRESS") == 1:
+            # No await here: the caller's event loop is blocked for as long as this runs.
+            wait_until(lambda: results_asked(emu) == 1, "a result request", timeout)
+
+    return on_status
+
+
+async def test_the_result_is_asked_for_while_the_callers_loop_is_blocked(
+    make_emulator: Callable[..., Any], make_client: Callable[..., PikaClient]
+) -> None:
+    emu = make_emulator(job_seconds=0.3, fps=4)
+    client = make_client(emu.url)
+    seen: list[tuple[str, int]] = []
+    handle = await client.submit(ARGS)
+
+    final = await client.wait(
+        handle,
+        on_status=blocking_until_the_result_is_asked(emu, seen, timeout=30),
+        prefetch_result=True,
+    )
+    output = await client.result(handle)
+
+    assert final.status == "COMPLETED" and not final.failed
+    assert output.video.url.startswith(emu.url)
+    assert results_asked(emu) == 1  # result() took what the thread asked for
+    # Statuses reached the callback on the caller's thread, in order, COMPLETED last.
+    assert {ident for _, ident in seen} == {threading.get_ident()}
+    assert [s for s, _ in seen][-1] == "COMPLETED"
+    assert "IN_PROGRESS" in [s for s, _ in seen]
+    await client.aclose()
+    assert not [t for t in threading.enumerate() if t.name.startswith("pika-follow-")]
+
+
+async def test_on_the_callers_loop_a_blocked_loop_asks_for_nothing(
+    make_emulator: Callable[..., Any],
+) -> None:
+    """The contrast: without the thread, nothing is asked for while the loop is blocked."""
+    emu = make_emulator(job_seconds=0.3, fps=4)
+    seen: list[tuple[str, int]] = []
+    async with PikaClient(quick_settings(emu.url)) as client:
+        handle = await client.submit(ARGS)
+        with pytest.raises(AssertionError, match="a result request"):
+            await client.wait(
+                handle,
+                on_status=blocking_until_the_result_is_asked(emu, seen, timeout=1.5),
+                prefetch_result=True,
+            )
+    assert results_asked(emu) == 0
+    assert emu.stats()["completed"] >= 1  # the job was done all along
