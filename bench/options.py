@@ -26,8 +26,9 @@ ALL_SCENARIOS = (
 )
 """Scenario names, in the order they run (the last four drive ``pika-tasks run``)."""
 
-THROUGHPUT_VARIANTS = ("flow", "client", "fal")
-"""The three ways of doing the same work: our batch flow, our client alone, fal-client."""
+THROUGHPUT_VARIANTS = ("flow", "client", "fal", "flow-floor")
+"""The three ways of doing the same work (our batch flow, our client alone, fal-client),
+and ``flow-floor``: Prefect's own cost in the flow's shape (three empty task runs a row)."""
 
 EXPERIMENTS = ("flow-tagged",)
 """Extra throughput variants that measure a choice of ours (see ``bench.variants``)."""

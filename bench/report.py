@@ -64,7 +64,7 @@ def _throughput(data: dict[str, Any]) -> list[str]:
         "lost",
         "other load CPU s",
     ]
-    return [
+    lines = [
         f"## Throughput: {data['rows']} rows, {data['runners']} runners, "
         f"{data['job_seconds']:g} s jobs, {data['concurrency']} in flight, {data['transport']}",
         "",
@@ -72,6 +72,28 @@ def _throughput(data: dict[str, Any]) -> list[str]:
         "",
         table(header, rows),
     ]
+    floor, share = data.get("flow_floor"), data.get("prefect_share")
+    if floor and share:
+        lines += [
+            "",
+            "Prefect's own cost, measured in the same run by `flow-floor` (a flow of "
+            f"{floor['rows']} rows, each three task runs that do nothing, {data['concurrency']} "
+            "at a time, on the same kind of server):",
+            "",
+            table(
+                ["figure", "value"],
+                [
+                    ["Prefect's start (call to first task body), s", share["prefect_start_s"]],
+                    ["flow makespan less that start / ideal", share["makespan_less_start_ratio"]],
+                    ["floor CPU ms/row", share["floor_cpu_per_row_ms"]],
+                    ["floor CPU / fal-client's", share["floor_cpu_vs_fal"]],
+                    ["flow CPU less the floor / fal-client's", share["cpu_less_floor_vs_fal"]],
+                    ["floor wall s", floor["makespan_s"]],
+                    ["floor Prefect server CPU s", floor["prefect_server_cpu_s"]],
+                ],
+            ),
+        ]
+    return lines
 
 
 def _memory(data: dict[str, Any]) -> list[str]:

@@ -134,9 +134,54 @@ async def run_flow_tagged(rows: int, concurrency: int, image: Path, out: Path) -
     return await run_flow(rows, concurrency, image, out, task_tags=["fal"])
 
 
+async def run_flow_floor(rows: int, concurrency: int, image: Path, out: Path) -> BatchOutcome:
+    """Prefect's own cost in the batch flow's shape: per row, three task runs that do nothing.
+
+    No fal, no files, no records: what is left is Prefect starting a flow run
+    and running three task runs a row (their states, events and results),
+    ``concurrency`` rows at a time, against the same kind of server as the
+    flow variant.  ``extra["first_task_s"]``: from the call to the first
+    task's body, Prefect's start-up in a fresh process.
+    """
+    from prefect import flow, task
+    from prefect.cache_policies import NO_CACHE
+
+    first: list[float] = []
+
+    async def nothing(n: int) -> int:
+        if not first:
+            first.append(time.monotonic())
+        return n
+
+    steps = [
+        task(nothing, name=name, cache_policy=NO_CACHE)
+        for name in ("submit-nothing", "wait-nothing", "fetch-nothing")
+    ]
+
+    @flow(name="flow-floor")
+    async def floor() -> int:
+        gate = asyncio.Semaphore(concurrency)
+
+        async def row(n: int) -> None:
+            async with gate:
+                for step in steps:
+                    await step(n)
+
+        await asyncio.gather(*(row(n) for n in range(rows)))
+        return rows
+
+    outcome = BatchOutcome(rows=rows)
+    outcome.started = time.monotonic()
+    outcome.ok = await floor()
+    outcome.ended = time.monotonic()
+    outcome.extra = {"first_task_s": round(first[0] - outcome.started, 3) if first else None}
+    return outcome
+
+
 RUNNERS: dict[str, Callable[[int, int, Path, Path], Awaitable[BatchOutcome]]] = {
     "flow": run_flow,
     "flow-tagged": run_flow_tagged,
+    "flow-floor": run_flow_floor,
     "client": run_client,
     "fal": run_fal,
 }

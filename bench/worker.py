@@ -25,6 +25,7 @@ from typing import Any
 _PRELOAD = {
     "flow": ["pika_tasks.flows"],
     "flow-tagged": ["pika_tasks.flows"],
+    "flow-floor": ["pika_tasks.flows"],
     "client": ["pika_tasks.client"],
     "fal": ["fal_client", "httpx"],
     "transfer": ["pika_tasks.client", "pika_tasks.storage", "s3fs"],

@@ -77,6 +77,45 @@ def summarize(run: Measured, ideal: float) -> dict[str, Any]:
     }
 
 
+def summarize_floor(run: Measured) -> dict[str, Any]:
+    """The figures of ``flow-floor``: Prefect's start, and its CPU for empty task runs."""
+    worker = run.worker
+    return {
+        "rows": run.rows,
+        "rows_ok": worker["ok"],
+        "errors": worker["error_count"],
+        "makespan_s": round(worker["ended"] - worker["started"], 3),
+        "first_task_s": worker["extra"].get("first_task_s"),
+        "cpu_s": run.cpu_s,
+        "cpu_per_row_ms": ms(run.cpu_s / run.rows) if run.rows else None,
+        "peak_rss_mb": mb(run.peak_rss),
+        "prefect_server_cpu_s": run.prefect_cpu_s,
+        "log_errors": run.log_errors,
+        "folder": run.folder,
+    }
+
+
+def prefect_share(
+    flow: dict[str, Any], floor: dict[str, Any], fal_cpu: float | None, ideal: float
+) -> dict[str, Any]:
+    """What of the flow's figures is Prefect's own cost, measured by ``flow-floor`` in the same run.
+
+    ``makespan_less_start_ratio``: the flow's makespan less Prefect's start-up, over the ideal;
+    ``cpu_less_floor_vs_fal``: the flow's CPU per row less the floor's, over fal-client's.
+    """
+    start = floor.get("first_task_s")
+    floor_cpu = floor.get("cpu_per_row_ms")
+    return {
+        "prefect_start_s": start,
+        "makespan_less_start_ratio": ratio(flow["makespan_s"] - start, ideal) if start else None,
+        "floor_cpu_per_row_ms": floor_cpu,
+        "floor_cpu_vs_fal": ratio(floor_cpu, fal_cpu),
+        "cpu_less_floor_vs_fal": ratio(flow["cpu_per_row_ms"] - floor_cpu, fal_cpu)
+        if floor_cpu is not None
+        else None,
+    }
+
+
 def run_throughput(ctx: Context) -> dict[str, Any]:
     """Run every throughput variant and judge the flow and our client against the targets."""
     o = ctx.options
@@ -94,8 +133,16 @@ def run_throughput(ctx: Context) -> dict[str, Any]:
             concurrency=o.concurrency,
             timeout=max(600.0, 40.0 * ideal + 2.0 * o.throughput_rows),
         )
-        variants[variant] = summarize(run, ideal)
+        variants[variant] = (
+            summarize_floor(run) if variant == "flow-floor" else summarize(run, ideal)
+        )
     fal_cpu = variants.get("fal", {}).get("cpu_per_row_ms")
+    floor = variants.pop("flow-floor", None)
+    prefect = (
+        prefect_share(variants["flow"], floor, fal_cpu, ideal)
+        if floor and "flow" in variants
+        else None
+    )
     targets: list[dict[str, Any]] = []
     for name in ("flow", "client"):
         figures = variants.get(name)
@@ -146,5 +193,7 @@ def run_throughput(ctx: Context) -> dict[str, Any]:
         "transport": "https (self-signed certificate)",
         "ideal_s": ideal,
         "variants": variants,
+        "flow_floor": floor,
+        "prefect_share": prefect,
         "targets": targets,
     }

@@ -28,6 +28,7 @@ pytest.importorskip("cryptography")
 ROOT = Path(__file__).resolve().parents[2]
 HAS_FAL = importlib.util.find_spec("fal_client") is not None
 VARIANTS = ("flow", "client", "fal") if HAS_FAL else ("flow", "client")
+FLOOR = "flow-floor"  # Prefect's own cost, reported apart from the variants
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(330)]
 
@@ -43,7 +44,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "bench",
         "--quick",
         "--variants",
-        ",".join(VARIANTS),
+        ",".join((*VARIANTS, FLOOR)),
         "--results-dir",
         str(folder / "results"),
         "--work-dir",
@@ -102,6 +103,13 @@ def test_throughput(results: dict[str, Any]) -> None:
         assert figures["detection_p95_ms"] >= figures["detection_p50_ms"] >= 0, name
         assert figures["other_cpu_s"] >= 0, name
     assert positive(section["variants"]["flow"]["prefect_server_peak_rss_mb"])
+    floor = section["flow_floor"]
+    assert floor["rows_ok"] == section["rows"] and floor["errors"] == 0
+    assert positive(floor["first_task_s"]) and positive(floor["cpu_per_row_ms"])
+    share = section["prefect_share"]
+    assert share["prefect_start_s"] == floor["first_task_s"]
+    assert positive(share["makespan_less_start_ratio"])
+    assert share["makespan_less_start_ratio"] < section["variants"]["flow"]["makespan_ratio"]
     if HAS_FAL:
         # fal-client polls; ours listens to the status stream.
         assert "status" in section["variants"]["fal"]["queue_requests"]
