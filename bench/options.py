@@ -26,9 +26,9 @@ ALL_SCENARIOS = (
 )
 """Scenario names, in the order they run (the last four drive ``pika-tasks run``)."""
 
-THROUGHPUT_VARIANTS = ("flow", "client", "fal", "flow-floor")
-"""The three ways of doing the same work (our batch flow, our client alone, fal-client),
-and ``flow-floor``: Prefect's own cost in the flow's shape (three empty task runs a row)."""
+THROUGHPUT_VARIANTS = ("flow", "pipeline", "client", "fal", "flow-floor")
+"""The ways of doing the same work (our batch flow, its row pipeline without Prefect, our
+client alone, fal-client), and ``flow-floor``: Prefect's own cost in the flow's shape."""
 
 EXPERIMENTS = ("flow-tagged",)
 """Extra throughput variants that measure a choice of ours (see ``bench.variants``)."""

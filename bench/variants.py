@@ -134,6 +134,68 @@ async def run_flow_tagged(rows: int, concurrency: int, image: Path, out: Path) -
     return await run_flow(rows, concurrency, image, out, task_tags=["fal"])
 
 
+async def run_pipeline(rows: int, concurrency: int, image: Path, out: Path) -> BatchOutcome:
+    """The batch flow's row pipeline without Prefect: the same stream, plans, claims,
+    records, report and copies as the flow, each row's calls made on the client
+    (:class:`~pika_tasks.pipeline.ClientSteps`) instead of as task runs.
+
+    Between ``client`` and ``flow``: what the pipeline costs, and (``flow`` less
+    this) what its Prefect wiring costs.
+    """
+    from pika_tasks.claims import ClaimBook, Holder
+    from pika_tasks.client import PikaClient
+    from pika_tasks.manifest import RowDefaults, iter_manifest
+    from pika_tasks.pipeline import (
+        BatchLimits,
+        ClientSteps,
+        Planner,
+        ReportWriter,
+        RowClaims,
+        RowContext,
+        RowOutcome,
+        run_row,
+        started,
+        stream_rows,
+    )
+    from pika_tasks.pricing import PriceTable
+    from pika_tasks.records import OutputLocation
+
+    manifest = write_manifest(out / "manifest", rows, image)
+    outcome = BatchOutcome(rows=rows)
+    outcome.started = time.monotonic()
+    items = await started(iter_manifest(str(manifest), defaults=RowDefaults()))
+    location = OutputLocation(str(out))
+    async with PikaClient(follow_in_thread=True) as client:
+        steps = ClientSteps(client, max_concurrency=concurrency)
+        ctx = RowContext(
+            out=location,
+            steps=steps,
+            prices=PriceTable.from_settings(client.settings),
+            claims=RowClaims(ClaimBook(location), Holder(flow_run_id="bench")),
+        )
+        planner = Planner(location, endpoint_id=client.settings.endpoint_id)
+        with ReportWriter(str(out), "bench") as report:
+
+            def finished(row: RowOutcome) -> None:
+                report.add(row)
+                if row.status == "succeeded":
+                    outcome.ok += 1
+                elif row.error:
+                    outcome.errors.append(row.error)
+
+            await stream_rows(
+                items,
+                plan=planner.plan,
+                run=lambda plan: run_row(plan, ctx),
+                on_outcome=finished,
+                workers=2 * concurrency,  # as the flow
+                lookahead=BatchLimits(max_concurrency=concurrency).planning_lookahead,
+            )
+            await asyncio.to_thread(report.close)
+    outcome.ended = time.monotonic()
+    return outcome
+
+
 async def run_flow_floor(rows: int, concurrency: int, image: Path, out: Path) -> BatchOutcome:
     """Prefect's own cost in the batch flow's shape: per row, three task runs that do nothing.
 
@@ -182,6 +244,7 @@ RUNNERS: dict[str, Callable[[int, int, Path, Path], Awaitable[BatchOutcome]]] = 
     "flow": run_flow,
     "flow-tagged": run_flow_tagged,
     "flow-floor": run_flow_floor,
+    "pipeline": run_pipeline,
     "client": run_client,
     "fal": run_fal,
 }

@@ -26,6 +26,7 @@ _PRELOAD = {
     "flow": ["pika_tasks.flows"],
     "flow-tagged": ["pika_tasks.flows"],
     "flow-floor": ["pika_tasks.flows"],
+    "pipeline": ["pika_tasks.pipeline", "pika_tasks.client"],
     "client": ["pika_tasks.client"],
     "fal": ["fal_client", "httpx"],
     "transfer": ["pika_tasks.client", "pika_tasks.storage", "s3fs"],

@@ -27,7 +27,7 @@ pytest.importorskip("cryptography")
 
 ROOT = Path(__file__).resolve().parents[2]
 HAS_FAL = importlib.util.find_spec("fal_client") is not None
-VARIANTS = ("flow", "client", "fal") if HAS_FAL else ("flow", "client")
+VARIANTS = ("flow", "pipeline", "client", "fal") if HAS_FAL else ("flow", "pipeline", "client")
 FLOOR = "flow-floor"  # Prefect's own cost, reported apart from the variants
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(330)]
