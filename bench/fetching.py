@@ -12,6 +12,7 @@ in each round, to a local folder and to S3.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -75,7 +76,20 @@ async def run_transfer(
                         size += len(chunk)
             return size
 
-        methods: dict[str, Copy] = {"ours": ours, "httpx": plain}
+        async def plain_checked(n: int, target: str) -> int:
+            # The plain copy plus the SHA-256 that ours records: what checking costs.
+            size, digest = 0, hashlib.sha256()
+            async with http.stream("GET", urls[n]) as response:
+                response.raise_for_status()
+                with open_url(target, options) as sink:
+                    async for chunk in response.aiter_bytes():
+                        sink.write(chunk)
+                        digest.update(chunk)
+                        size += len(chunk)
+            digest.hexdigest()
+            return size
+
+        methods: dict[str, Copy] = {"ours": ours, "httpx": plain, "httpx+sha256": plain_checked}
         results: dict[str, Any] = {}
         for name, (base, options) in destinations.items():
             if base.startswith("s3://"):

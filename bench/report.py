@@ -128,7 +128,14 @@ def _memory(data: dict[str, Any]) -> list[str]:
 
 def _transfer(data: dict[str, Any]) -> list[str]:
     rows = [
-        [name, v["ours_mb_s"], v["httpx_mb_s"], v["ratio"]]
+        [
+            name,
+            v["ours_mb_s"],
+            v["httpx_mb_s"],
+            v["ratio"],
+            v.get("httpx_sha256_mb_s"),
+            v.get("ratio_vs_checked"),
+        ]
         for name, v in data["destinations"].items()
     ]
     return [
@@ -137,7 +144,17 @@ def _transfer(data: dict[str, Any]) -> list[str]:
         "",
         f"Other load during the run: {data.get('other_cpu_s')} CPU s.",
         "",
-        table(["destination", "ours MiB/s", "httpx MiB/s", "ours / httpx"], rows),
+        table(
+            [
+                "destination",
+                "ours MiB/s",
+                "httpx MiB/s",
+                "ours / httpx",
+                "httpx + SHA-256 MiB/s",
+                "ours / httpx + SHA-256",
+            ],
+            rows,
+        ),
     ]
 
 

@@ -49,12 +49,16 @@ def run_transfer_scenario(ctx: Context) -> dict[str, Any]:
     targets: list[dict[str, Any]] = []
     for name, methods in run.worker["transfer"].items():
         ours, plain = _rate(methods["ours"]), _rate(methods["httpx"])
+        checked = _rate(methods["httpx+sha256"])
         destinations[name] = {
             "ours_mb_s": ours,
             "httpx_mb_s": plain,
             "ratio": ratio(ours, plain),
+            "httpx_sha256_mb_s": checked,
+            "ratio_vs_checked": ratio(ours, checked),
             "ours": methods["ours"],
             "httpx": methods["httpx"],
+            "httpx+sha256": methods["httpx+sha256"],
         }
         # Issue 12 asks 0.9 of a plain copy to a local folder; S3 keeps issue 7's 0.8.
         local = name == "local"

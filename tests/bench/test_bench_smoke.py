@@ -133,6 +133,8 @@ def test_transfer(results: dict[str, Any]) -> None:
         assert positive(figures["ratio"])
         expected = section["files"] * section["repeats"]
         assert figures["ours"]["bytes"] == figures["httpx"]["bytes"] > expected
+        assert figures["httpx+sha256"]["bytes"] == figures["httpx"]["bytes"]
+        assert positive(figures["httpx_sha256_mb_s"]) and positive(figures["ratio_vs_checked"])
 
 
 def test_scale(results: dict[str, Any]) -> None:
