@@ -22,6 +22,7 @@ from bench.files import make_image
 from bench.options import BenchOptions
 from bench.runner import Context, run_variant
 from bench.tls import self_signed_certificate
+from bench.variants import RUNNERS
 
 _LINE_NUMBER = re.compile(r":\d+\)")
 
@@ -47,7 +48,7 @@ def summarise(raw: Path, top: int = 150) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Profile a variant and write its summary."""
     p = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__)
-    p.add_argument("variant", choices=("flow", "flow-tagged", "client", "fal"))
+    p.add_argument("variant", choices=sorted(RUNNERS))
     p.add_argument("--rows", type=int, default=200)
     p.add_argument("--rate", type=int, default=50, help="samples per second")
     p.add_argument("--out", type=Path, default=BenchOptions().results_dir)

@@ -175,6 +175,17 @@ class _FalKeyAuth(httpx.Auth):
         return "<fal key auth>"
 
 
+def _pool(timeout: httpx.Timeout) -> httpx.AsyncClient:
+    """A connection pool of the client's (see :class:`PikaClient`)."""
+    return httpx.AsyncClient(
+        timeout=timeout,
+        verify=shared_tls_context(),
+        # Each waiting job holds one stream open: the caller bounds concurrency.
+        # Idle connections are kept for reuse: a new TLS handshake costs ms of CPU.
+        limits=httpx.Limits(max_connections=None, max_keepalive_connections=256),
+    )
+
+
 def _seconds(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
@@ -262,13 +273,13 @@ class PikaClient:
             pool=settings.connect_timeout,
         )
         self._owns_http = http is None
-        self._http = http or httpx.AsyncClient(
-            timeout=self._timeout,
-            verify=shared_tls_context(),
-            # Each waiting job holds one stream open: the caller bounds concurrency.
-            # Idle connections are kept for reuse: a new TLS handshake costs ms of CPU.
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=256),
-        )
+        # A pool per kind of request (calls, status streams, downloads) unless one was
+        # given: httpcore's pool looks at every connection it holds, idle ones several
+        # times over, each time a request starts or ends, so its cost grows faster than
+        # its size; small pools keep each look short.
+        self._http = http or _pool(self._timeout)
+        self._stream_http = http or _pool(self._stream_timeout)
+        self._download_http = http or _pool(self._timeout)
         self._retry = retrying_caller(settings)
         # Results asked for when a wait ended (prefetch_result), by request id.
         self._prefetched: dict[str, asyncio.Future[ImageToVideoOutput]] = {}
@@ -320,7 +331,8 @@ class PikaClient:
                 asyncio.wait(set(self._cancels), timeout=self._settings.read_timeout)
             )
         if self._owns_http:
-            await self._http.aclose()
+            for pool in (self._http, self._stream_http, self._download_http):
+                await pool.aclose()
 
     # -- submit ---------------------------------------------------------------
 
@@ -506,7 +518,7 @@ class PikaClient:
         url = _stream_url(handle.status_url)
         try:
             async with aconnect_sse(
-                self._http,
+                self._stream_http,
                 "GET",
                 str(url),
                 params={"logs": "1"} if logs else None,
@@ -805,7 +817,7 @@ class PikaClient:
             DownloadTimeoutError: the download took longer than ``timeout``.
         """
         return await _download.download(
-            self._http,
+            self._download_http,
             url,
             write,
             retry=self._retry,
