@@ -248,12 +248,15 @@ class ProgressTracker:
 
     def _changed(self) -> None:
         state = self._state
-        spend = self._spend() if self._spend else state.spend_usd
-        new = state.model_copy(update={**self._phases(), "spend_usd": spend, "row": None})
-        if new != state.model_copy(update={"row": None}):
-            self._report(new)
-        else:
-            self._state = new
+        update = {
+            **self._phases(),
+            "spend_usd": self._spend() if self._spend else state.spend_usd,
+        }
+        # Compared field by field: this runs for every status of every row at fal.
+        if any(getattr(state, name) != value for name, value in update.items()):
+            self._report(state.model_copy(update={**update, "row": None}))
+        elif state.row is not None:
+            self._state = state.model_copy(update={"row": None})
 
     def _report(self, state: BatchProgress) -> None:
         self._state = state
