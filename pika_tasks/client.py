@@ -175,6 +175,13 @@ class _FalKeyAuth(httpx.Auth):
         return "<fal key auth>"
 
 
+#: Seconds an idle connection is kept for reuse.  Below the 5 s after which common
+#: servers (uvicorn's default, and so the emulator) close an idle connection: a request
+#: sent on a connection the server is closing fails after it was sent, and for a submit
+#: that is an answer lost (reported, never sent again) instead of a video.
+_KEEPALIVE_EXPIRY = 4.0
+
+
 def _pool(timeout: httpx.Timeout) -> httpx.AsyncClient:
     """A connection pool of the client's (see :class:`PikaClient`)."""
     return httpx.AsyncClient(
@@ -182,7 +189,11 @@ def _pool(timeout: httpx.Timeout) -> httpx.AsyncClient:
         verify=shared_tls_context(),
         # Each waiting job holds one stream open: the caller bounds concurrency.
         # Idle connections are kept for reuse: a new TLS handshake costs ms of CPU.
-        limits=httpx.Limits(max_connections=None, max_keepalive_connections=256),
+        limits=httpx.Limits(
+            max_connections=None,
+            max_keepalive_connections=256,
+            keepalive_expiry=_KEEPALIVE_EXPIRY,
+        ),
     )
 
 
