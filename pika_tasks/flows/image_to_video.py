@@ -171,7 +171,7 @@ async def image_to_video_batch(
     # A manifest that cannot be read at all fails the run here, before anything is paid.
     items = stream.rows(await started(stream.open()))
     out = OutputLocation(target.url, target.storage_options)
-    # One client, so one connection pool and TLS context, for every task of the run.
+    # One client, so one set of connection pools and one TLS context, for every task of the run.
     # Three "Finished in state Completed()" lines a row say only what the task runs'
     # states say: not logged, so a row costs fewer API writes (see flows/_log_volume.py).
     quiet_tasks = [task.name for task in (submit_image_to_video, wait_for_completion, fetch_video)]
