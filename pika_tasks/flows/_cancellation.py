@@ -23,7 +23,7 @@ from prefect.logging import get_logger
 from pika_tasks.client import PikaClient
 from pika_tasks.credentials import FalCredentials
 from pika_tasks.errors import PikaError
-from pika_tasks.pipeline import Location, ReportWriter, RowOutcome, report_name
+from pika_tasks.pipeline import Location, ReportWriter, RowOutcome
 from pika_tasks.records import OutputLocation, RowRecord
 from pika_tasks.settings import PikaSettings
 
@@ -104,7 +104,7 @@ async def cancel_remote_requests(
             await asyncio.to_thread(out.save, cancelled)
     finished = {record.id: record for record in mine}
     finished.update({r.id: r.model_copy(update={"state": "cancelled"}) for r in pending})
-    with ReportWriter(out.url, report_name(flow_run.name), out.storage_options) as report:
+    with ReportWriter(out.url, flow_run.name, out.storage_options) as report:
         for record in sorted(finished.values(), key=lambda r: int(r.row.get("row_number", 0))):
             report.add(_outcome(record))
         await asyncio.to_thread(report.close)

@@ -52,7 +52,6 @@ from pika_tasks.pipeline import (
     RowClaims,
     RowContext,
     RowOutcome,
-    report_name,
     run_row,
     started,
     stream_rows,
@@ -294,8 +293,7 @@ async def _run(
         )
         tracker.set_total(scan.rows)
 
-    name = report_name(flow_run.get_name())
-    with ReportWriter(out.url, name, out.storage_options) as report:
+    with ReportWriter(out.url, flow_run.get_name(), out.storage_options) as report:
 
         async def finished(outcome: RowOutcome) -> None:
             first_pass.start()  # a row is done: counting no longer delays the first one

@@ -50,7 +50,6 @@ from pika_tasks.pipeline import (
     RowOutcome,
     invalid_row_outcome,
     read_report,
-    report_name,
     started,
 )
 from pika_tasks.pricing import PriceTable
@@ -354,8 +353,7 @@ async def image_to_video_scale_out(
     )
     out = OutputLocation(target.url, target.storage_options)
     prices = PriceTable.from_settings(PikaSettings())
-    merged = report_name(f"{run_name}-merged")
-    with ReportWriter(target.url, merged, target.storage_options) as report:
+    with ReportWriter(target.url, f"{run_name}-merged", target.storage_options) as report:
         for error in invalid:
             report.add(invalid_row_outcome(error))
         reported: set[str] = set()

@@ -1,16 +1,17 @@
 """A run's outcomes: one line per row, written as rows finish, read back and counted.
 
 Every run of the batch flow leaves one JSON Lines report,
-``{output}/_runs/{UTC time}-{flow run name}.jsonl``, one :class:`RowOutcome`
-a line.  :class:`ReportWriter` writes it as rows finish: lines go to a local
-spool file, so a run of any size holds only its counts in memory, and the
-report is put at its place in one atomic write when the run ends.
+``{output}/_runs/{UTC time it finished}-{flow run name}.jsonl``, one
+:class:`RowOutcome` a line; the time, to the millisecond, orders the reports.
+:class:`ReportWriter` writes it as rows finish: lines go to a local spool file,
+so a run of any size holds only its counts in memory, and the report is put at
+its place in one atomic write when the run ends.
 :func:`read_report` and :func:`read_reports` read reports back as
 :class:`RunReport` objects; :class:`BatchResult` is the summary both give.
 
 Example:
     >>> from pika_tasks.pipeline import ReportWriter, read_reports
-    >>> with ReportWriter("memory://report-doc/out", "20260101T000000Z-brave-fox") as report:
+    >>> with ReportWriter("memory://report-doc/out", "brave-fox") as report:
     ...     report.add(RowOutcome(id="a", row_number=1, status="succeeded", cost_usd=0.2))
     ...     report.add(RowOutcome(id="b", row_number=2, status="failed", error="boom",
     ...                           cost_usd=0.2))
@@ -57,7 +58,9 @@ __all__ = [
 RUNS_FOLDER = "_runs"
 """The folder, under a batch's output, that holds one report per run."""
 
-_TIME_FORMAT = "%Y%m%dT%H%M%SZ"
+_SECONDS_FORMAT = "%Y%m%dT%H%M%S"
+# Reports written before milliseconds were added are named to the second.
+_TIME_FORMATS = (f"{_SECONDS_FORMAT}.%fZ", f"{_SECONDS_FORMAT}Z")
 
 RowStatus = Literal["succeeded", "failed", "skipped", "cancelled"]
 
@@ -160,31 +163,47 @@ class _Tally:
 
 
 def report_name(flow_run_name: str | None, when: datetime | None = None) -> str:
-    """A run report's name: ``{UTC time}-{flow run name}``.
+    """A run report's name: ``{UTC time, to the millisecond}-{flow run name}``.
 
-    >>> report_name("brave-fox", datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
-    '20260102T030405Z-brave-fox'
+    The milliseconds keep two runs that end in the same second in their order.
+
+    >>> report_name("brave-fox", datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC))
+    '20260102T030405.678Z-brave-fox'
     """
-    return f"{(when or datetime.now(UTC)):{_TIME_FORMAT}}-{flow_run_name or 'local'}"
+    when = (when or datetime.now(UTC)).astimezone(UTC)
+    return f"{when:{_SECONDS_FORMAT}}.{when.microsecond // 1000:03d}Z-{flow_run_name or 'local'}"
+
+
+def _report_time(name: str) -> datetime | None:
+    """The time in a report's name, or None for a name without one."""
+    stamp = name.split("-", 1)[0]
+    for time_format in _TIME_FORMATS:
+        try:
+            return datetime.strptime(stamp, time_format).replace(tzinfo=UTC)
+        except ValueError:
+            continue
+    return None
 
 
 class ReportWriter:
     """Writes one run's report as its rows finish, with memory that does not grow with them.
 
     Lines go to a local spool file as they are added; :meth:`close` puts the
-    report at ``{output}/_runs/{name}.jsonl`` in one atomic write and returns the
-    counts.  The lines keep the order rows finished in; readers sort by row.
+    report at ``{output}/_runs/{report_name(run_name)}.jsonl`` in one atomic
+    write, named by the time it is written, and returns the counts.  The lines
+    keep the order rows finished in; readers sort by row.
 
     Args:
         output: the batch's output folder (any fsspec URL).
-        name: the report's name (see :func:`report_name`).
+        run_name: the flow run's name, which ends the report's name.
         storage_options: fsspec options for ``output``.
     """
 
     def __init__(
-        self, output: str, name: str, storage_options: dict[str, Any] | None = None
+        self, output: str, run_name: str | None, storage_options: dict[str, Any] | None = None
     ) -> None:
-        self.url = join(output, RUNS_FOLDER, f"{name}.jsonl")
+        self._output = output
+        self._run_name = run_name
         self._storage_options = storage_options or {}
         self._spool = tempfile.TemporaryFile(prefix="pika-report-")  # noqa: SIM115
         self._tally = _Tally()
@@ -211,16 +230,22 @@ class ReportWriter:
         """The counts so far (``report_url`` set once closed)."""
         return self._result or self._tally.result("")
 
-    def close(self) -> BatchResult:
-        """Write the report to its place (atomically) and return the run's counts."""
+    def close(self, finished_at: datetime | None = None) -> BatchResult:
+        """Write the report to its place (atomically) and return the run's counts.
+
+        Args:
+            finished_at: the time its name carries; now when not given.
+        """
         if self._result is None:
             self._spool.flush()
             self._spool.seek(0)
             # One read of the spool: a report is a few hundred bytes a row.
             data = self._spool.read()
-            write_bytes_atomic(self.url, data, self._storage_options)
+            name = report_name(self._run_name, finished_at)
+            url = join(self._output, RUNS_FOLDER, f"{name}.jsonl")
+            write_bytes_atomic(url, data, self._storage_options)
             self._spool.close()
-            self._result = self._tally.result(self.url)
+            self._result = self._tally.result(url)
         return self._result
 
 
@@ -241,11 +266,7 @@ class RunReport(BaseModel):
     @property
     def finished_at(self) -> datetime | None:
         """When the run wrote the report (UTC), read from its name."""
-        stamp = self.name.split("-", 1)[0]
-        try:
-            return datetime.strptime(stamp, _TIME_FORMAT).replace(tzinfo=UTC)
-        except ValueError:
-            return None
+        return _report_time(self.name)
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -334,8 +355,16 @@ def report_urls(output: str, storage_options: dict[str, Any] | None = None) -> l
     fs, path = filesystem(join(output, RUNS_FOLDER), storage_options)
     if not fs.exists(path):
         return []
-    names = sorted(posixpath.basename(p) for p in fs.ls(path, detail=False) if p.endswith(".jsonl"))
+    names = sorted(
+        (posixpath.basename(p) for p in fs.ls(path, detail=False) if p.endswith(".jsonl")),
+        key=_oldest_first,
+    )
     return [join(output, RUNS_FOLDER, name) for name in names]
+
+
+def _oldest_first(file_name: str) -> tuple[datetime, str]:
+    """Order reports by the time in their names (names without one first), then by name."""
+    return (_report_time(file_name) or datetime.min.replace(tzinfo=UTC), file_name)
 
 
 def read_reports(

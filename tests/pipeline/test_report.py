@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tracemalloc
 import uuid
+from datetime import UTC, datetime
 
 import fsspec
 
@@ -24,7 +25,7 @@ def outcome(number: int, status: str = "succeeded", cost: float = 0.2) -> RowOut
 
 def test_a_report_appears_only_when_closed_and_reads_back_in_row_order() -> None:
     out = f"memory://report-{uuid.uuid4().hex[:8]}/out"
-    with ReportWriter(out, "20260102T030405Z-brave-fox") as report:
+    with ReportWriter(out, "brave-fox") as report:
         for number in (3, 1, 2):
             report.add(outcome(number))
         assert report_urls(out) == [], "a report is visible before the run ended"
@@ -47,7 +48,7 @@ def test_counts_are_exact_in_money_and_by_status() -> None:
 
 def test_writing_a_large_report_holds_counts_not_lines() -> None:
     out = f"memory://report-{uuid.uuid4().hex[:8]}/out"
-    with ReportWriter(out, report_name("big")) as report:
+    with ReportWriter(out, "big") as report:
         report.add(outcome(0))
         tracemalloc.start(64)
         for number in range(1, 20_001):
@@ -67,9 +68,37 @@ def test_writing_a_large_report_holds_counts_not_lines() -> None:
 
 def test_reports_are_listed_oldest_first() -> None:
     out = f"memory://report-{uuid.uuid4().hex[:8]}/out"
-    for name in ("20260102T000000Z-b", "20260101T000000Z-a"):
+    for name, day in (("b", 2), ("a", 1)):
         with ReportWriter(out, name) as report:
             report.add(outcome(1))
-            report.close()
+            report.close(finished_at=datetime(2026, 1, day, tzinfo=UTC))
     assert [r.flow_run_name for r in read_reports(out)] == ["a", "b"]
     assert [r.flow_run_name for r in read_reports(out, latest_only=True)] == ["b"]
+
+
+def test_runs_that_end_in_the_same_second_keep_their_order() -> None:
+    # A later run whose name sorts first ("a" < "z") within one second is still the latest.
+    out = f"memory://report-{uuid.uuid4().hex[:8]}/out"
+    second = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    for name, millis in (("z-first", 100), ("a-second", 900)):
+        with ReportWriter(out, name) as report:
+            report.add(outcome(1))
+            report.close(finished_at=second.replace(microsecond=millis * 1000))
+    assert [r.flow_run_name for r in read_reports(out)] == ["z-first", "a-second"]
+    (latest,) = read_reports(out, latest_only=True)
+    assert latest.flow_run_name == "a-second"
+    assert latest.finished_at == second.replace(microsecond=900_000)
+
+
+def test_reports_named_to_the_second_are_still_read_and_ordered() -> None:
+    # Reports written before names carried milliseconds sit beside newer ones.
+    out = f"memory://report-{uuid.uuid4().hex[:8]}/out"
+    with fsspec.open(f"{out}/_runs/20260102T030406Z-old.jsonl", "wt") as handle:
+        handle.write(outcome(1).model_dump_json() + "\n")
+    with ReportWriter(out, "new") as report:
+        report.add(outcome(1))
+        report.close(finished_at=datetime(2026, 1, 2, 3, 4, 5, 999_000, tzinfo=UTC))
+    runs = read_reports(out)
+    assert [r.flow_run_name for r in runs] == ["new", "old"]
+    assert runs[1].finished_at == datetime(2026, 1, 2, 3, 4, 6, tzinfo=UTC)
+    assert report_name("x").endswith("Z-x") and "." in report_name("x")
