@@ -60,7 +60,6 @@ endpoint's owner/app prefix and the request id (from the body, else from
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import enum
 import functools
 import inspect
@@ -95,6 +94,7 @@ from pika_tasks._responses import (
     safe_url,
 )
 from pika_tasks._retry import retrying_caller
+from pika_tasks._status_relay import StatusRelay
 from pika_tasks.errors import (
     FalHTTPError,
     JobFailedError,
@@ -219,7 +219,8 @@ class PikaClient:
             (with its own connections), so that a caller whose event loop is
             busy (a flow with hundreds of task runs) still notices each
             completion within milliseconds.  Statuses still reach ``on_status``
-            on the caller's loop.
+            on the caller's loop, in order; while that loop is busy, queue
+            positions it has not been shown yet are merged into the latest.
         **overrides: :class:`~pika_tasks.settings.PikaSettings` fields that
             replace those of ``settings``, e.g. ``fal_key=...``, ``queue_url=...``.
 
@@ -640,23 +641,18 @@ class PikaClient:
     async def _follow_in_thread(
         self, handle: RequestHandle, logs: bool, report: StatusReport, prefetch: bool
     ) -> QueueStatus:
-        """:meth:`_follow` on the follower thread; statuses are reported on this loop."""
-        here = asyncio.get_running_loop()
+        """:meth:`_follow` on the follower thread; statuses are reported on this loop.
+
+        The stream is not held up by the reports (this loop may be busy), but a
+        report's error still ends the wait; see :class:`StatusRelay`.
+        """
         thread, twin = self._twin()
-        # Reports run on this loop in the order they were read.  The stream is not held
-        # up by them (this loop may be busy), but a report's error still ends the wait.
-        reports: list[concurrent.futures.Future[None]] = []
+        relay = StatusRelay(report, asyncio.get_running_loop())
 
         async def forward(status: QueueStatus) -> None:
             if prefetch and status.done and not status.failed:
                 twin._prefetch(handle)  # before anything else: this is what must not wait
-            for sent in [sent for sent in reports if sent.done()]:
-                reports.remove(sent)
-                sent.result()
-            reports.append(asyncio.run_coroutine_threadsafe(report(status), here))
-            if status.done:
-                for sent in reports:
-                    await asyncio.wrap_future(sent)
+            await relay.send(status)
 
         return await thread.run(twin._follow(handle, logs, forward))
 

@@ -86,3 +86,33 @@ async def test_on_the_callers_loop_a_blocked_loop_asks_for_nothing(
             )
     assert results_asked(emu) == 0
     assert emu.stats()["completed"] >= 1  # the job was done all along
+
+
+async def test_queue_positions_a_busy_loop_was_not_shown_are_merged_into_the_latest(
+    make_emulator: Callable[..., Any], make_client: Callable[..., PikaClient]
+) -> None:
+    # One runner and three jobs ahead: the followed job's position falls to 0 while the
+    # caller's loop is blocked in its first report, until the thread has read COMPLETED.
+    emu = make_emulator(runners=1, job_seconds=0.2, fps=4)
+    client = make_client(emu.url)
+    for _ in range(3):
+        await client.submit(ARGS)
+    handle = await client.submit(ARGS)
+    seen: list[QueueStatus] = []
+
+    def on_status(status: QueueStatus) -> None:
+        seen.append(status)
+        if len(seen) == 1:
+            wait_until(lambda: results_asked(emu) == 1, "the followed job's result", 30)
+
+    final = await client.wait(handle, on_status=on_status, prefetch_result=True)
+
+    assert final.status == "COMPLETED"
+    queued = [status.queue_position for status in seen if status.status == "IN_QUEUE"]
+    # The first position, then only the latest of those read meanwhile (2 or more of them).
+    assert len(queued) == 2 and queued[0] is not None and queued[0] >= 2, queued
+    assert queued[1] == 0
+    states = [status.status for status in seen]
+    assert states[:2] == ["IN_QUEUE", "IN_QUEUE"] and states[-1] == "COMPLETED"
+    assert set(states[2:-1]) == {"IN_PROGRESS"}  # each with its logs, in order
+    await client.aclose()
