@@ -171,6 +171,7 @@ def _scale(data: dict[str, Any]) -> list[str]:
             r["peak_rss_mb"]["emulator"],
             sum(c["error_lines"] for c in r["log_errors"].values()),
             sum(c["database_locked"] for c in r["log_errors"].values()),
+            sum(c.get("messages_dropped", 0) for c in r["log_errors"].values()),
             r.get("other_cpu_s"),
         ]
         for r in data["runs"]
@@ -186,6 +187,7 @@ def _scale(data: dict[str, Any]) -> list[str]:
         "emulator RSS MB",
         "error lines",
         "db locked",
+        "server drops",
         "other load CPU s",
     ]
     return [
@@ -287,6 +289,7 @@ def _cli_scale(data: dict[str, Any]) -> list[str]:
             r["prefect_writes_per_row"],
             sum(c["error_lines"] for c in r["log_errors"].values()),
             sum(c["database_locked"] for c in r["log_errors"].values()),
+            sum(c.get("messages_dropped", 0) for c in r["log_errors"].values()),
             r.get("other_cpu_s"),
         ]
         for r in data["runs"]
@@ -305,6 +308,7 @@ def _cli_scale(data: dict[str, Any]) -> list[str]:
         "writes/row",
         "error lines",
         "db locked",
+        "server drops",
         "other load CPU s",
     ]
     lines = [

@@ -37,9 +37,14 @@ _ERROR_LINE = re.compile(
 )
 
 
+_DROPPED = "Subscription queue is full, dropping message"
+
+
 def count_log_errors(path: Path | None) -> dict[str, int]:
-    """Error lines, tracebacks and 'database is locked' lines in a log file."""
-    counts = {"error_lines": 0, "database_locked": 0}
+    """Error lines, tracebacks, 'database is locked' lines and messages a Prefect server
+    dropped (its in-memory broker drops what a full subscription queue cannot take:
+    events that never reach the database) in a log file."""
+    counts = {"error_lines": 0, "database_locked": 0, "messages_dropped": 0}
     if path is None or not path.exists():
         return counts
     with open(path, errors="replace") as log:
@@ -48,6 +53,8 @@ def count_log_errors(path: Path | None) -> dict[str, int]:
                 counts["error_lines"] += 1
             if "database is locked" in line:
                 counts["database_locked"] += 1
+            if _DROPPED in line:
+                counts["messages_dropped"] += 1
     return counts
 
 
