@@ -6,10 +6,11 @@ in the Prefect UI), all sharing the run's one client and connection pool, and
 fal's slot comes from the run's :class:`~pika_tasks.concurrency.FalSlots`.
 
 Prefect keeps every task run's result state in the flow run's context for the
-run's whole life, to link a later task's inputs to it; at 20,000 rows that is
-most of a flow process's memory.  A row's results are only ever passed between
-its own three tasks, so :meth:`TaskSteps.release` forgets them once the row has
-finished, and memory stays flat however many rows a run has.
+run's whole life, to link a later task's inputs to it, and the assets each task
+run passes downstream; at 20,000 rows that is most of a flow process's memory.
+A row's results are only ever passed between its own three tasks, so
+:meth:`TaskSteps.release` forgets both once the row has finished, and memory
+stays flat however many rows a run has.
 
 A :class:`~pika_tasks.progress.RowWatcher` (the run's progress tracker) is told
 where each row is at fal: queued once its submit is answered, each status the
@@ -173,4 +174,9 @@ class TaskSteps:
             # Prefect links the result and each of its direct members (depth 1).
             visit_collection(result, lambda item: forget.append(id(item)), max_depth=1)
         for key in forget:
-            context.run_results.pop(key, None)
+            linked = context.run_results.pop(key, None)
+            task_run_id = linked[0].state_details.task_run_id if linked else None
+            if task_run_id is not None:
+                # Every task run also leaves, keyed by its id, the assets it passes
+                # downstream (an empty set for most), never given back by Prefect.
+                context.task_run_assets.pop(task_run_id, None)

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import threading
 import uuid
+from pathlib import Path
 from typing import Any
 
 import fsspec
 import pytest
-from support import CountingMemoryFileSystem, png_bytes, wait_until
+from prefect.context import FlowRunContext
+from support import CountingMemoryFileSystem, png_bytes, run_batch, wait_until, write_manifest
 
 from pika_tasks.flows import image_to_video_batch
 from pika_tasks.pipeline import BatchLimits, BatchResult
@@ -75,3 +77,31 @@ async def test_the_first_submit_precedes_the_last_image_read(queue: Any) -> None
     reads = CountingMemoryFileSystem.reads
     pngs = {p: n for p, n in reads.items() if p.startswith(folder) and p.endswith(".png")}
     assert len(pngs) == ROWS and set(pngs.values()) == {1}, pngs
+
+
+async def test_finished_rows_leave_nothing_in_prefects_run_context(
+    queue: Any, tmp_path: Path
+) -> None:
+    # Prefect keeps each task run's result state and downstream assets in the flow run's
+    # context for the run's life; the flow forgets a row's once it has finished.
+    rows = 12
+    manifest = write_manifest(tmp_path, [f"r{n},images/{n % 3}.png,zoom {n}" for n in range(rows)])
+    held: list[tuple[int, int, int]] = []
+
+    def progress(update: BatchProgress) -> None:
+        context = FlowRunContext.get()
+        assert context is not None
+        held.append((update.done, len(context.run_results), len(context.task_run_assets)))
+
+    _, result = await run_batch(
+        str(manifest),
+        str(tmp_path / "out"),
+        limits=BatchLimits(max_concurrency=2),
+        on_progress=progress,
+    )
+
+    assert result.succeeded == rows
+    # Each row's three task runs were there while it ran...
+    assert max(assets for _, _, assets in held) >= 3
+    # ...and nothing is left once every row has finished.
+    assert [(results, assets) for done, results, assets in held if done == rows] == [(0, 0)]
