@@ -26,6 +26,7 @@ Example:
 from __future__ import annotations
 
 import posixpath
+import shutil
 import tempfile
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -38,7 +39,7 @@ from pydantic import BaseModel, Field, ValidationError, computed_field
 from pika_tasks.budget import total_usd
 from pika_tasks.errors import ReportError
 from pika_tasks.manifest import RowError
-from pika_tasks.storage import filesystem, join, read_text, write_bytes_atomic
+from pika_tasks.storage import atomic_writer, filesystem, join, read_text
 
 __all__ = [
     "RUNS_FOLDER",
@@ -61,6 +62,8 @@ RUNS_FOLDER = "_runs"
 _SECONDS_FORMAT = "%Y%m%dT%H%M%S"
 # Reports written before milliseconds were added are named to the second.
 _TIME_FORMATS = (f"{_SECONDS_FORMAT}.%fZ", f"{_SECONDS_FORMAT}Z")
+
+_COPY_PIECE = 256 * 1024
 
 RowStatus = Literal["succeeded", "failed", "skipped", "cancelled"]
 
@@ -239,11 +242,11 @@ class ReportWriter:
         if self._result is None:
             self._spool.flush()
             self._spool.seek(0)
-            # One read of the spool: a report is a few hundred bytes a row.
-            data = self._spool.read()
             name = report_name(self._run_name, finished_at)
             url = join(self._output, RUNS_FOLDER, f"{name}.jsonl")
-            write_bytes_atomic(url, data, self._storage_options)
+            # Copied in pieces: a report is a few hundred bytes a row, megabytes at scale.
+            with atomic_writer(url, self._storage_options) as target:
+                shutil.copyfileobj(self._spool, target, _COPY_PIECE)
             self._spool.close()
             self._result = self._tally.result(url)
         return self._result
