@@ -20,15 +20,13 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
     ArtifactFilter,
     ArtifactFilterFlowRunId,
-    FlowRunFilter,
-    FlowRunFilterId,
     LogFilter,
     LogFilterFlowRunId,
 )
 from prefect.events.filters import EventAnyResourceFilter, EventFilter
 from prefect.logging.handlers import APILogHandler
 from reliability_support import exception_texts, files_under
-from support import KEY, wait_until_async
+from support import KEY, settled_task_runs, wait_until_async
 
 
 @dataclass
@@ -92,19 +90,24 @@ async def _all_events(client: Any, wanted: EventFilter) -> list[Any]:
     return events
 
 
-async def prefect_trail(flow_run_id: UUID, trail: Trail, *, min_row_events: int = 0) -> None:
+async def prefect_trail(
+    flow_run_id: UUID, trail: Trail, *, min_row_events: int = 0, min_task_runs: int = 0
+) -> None:
     """Add what the Prefect API holds about a flow run to ``trail``.
 
     Logs are flushed to the API first; events are stored in batches, so they
     are read until some are there, and at least ``min_row_events`` of the
-    batch flow's ``pika.video.*`` events (bounded wait).
+    batch flow's ``pika.video.*`` events (bounded wait).  The server records
+    task runs from their events too: they are read until at least
+    ``min_task_runs`` of them have a final state.
     """
     await APILogHandler.aflush()
     async with get_client() as client:
         flow_run = await client.read_flow_run(flow_run_id)
         trail.add("flow-run:json", flow_run.model_dump_json())
-        task_runs = await client.read_task_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+        task_runs = await settled_task_runs(
+            flow_run_id,
+            lambda runs: sum(bool(r.state and r.state.is_final()) for r in runs) >= min_task_runs,
         )
         for task_run in task_runs:
             trail.add("task-run:json", task_run.model_dump_json())
