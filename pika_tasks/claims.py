@@ -16,7 +16,8 @@ file created with an exclusive create in the output location::
   expired, whose process is gone (same host), or whose flow run is over is
   **stale**: another run takes the row over by creating the *next*
   generation, itself an exclusive create, so two runs never take over the same row.
-* The holder releases its claim (every generation up to its own) when the row ends.
+* The holder releases its claim (every generation up to its own) when the row ends,
+  and a run that ends removes the ``_claims`` folder if it is empty.
 
 Whoever holds the claim reads the row's record again before acting on it:
 the record, not the claim, says what is done; the claim only makes sure one
@@ -67,6 +68,11 @@ CLAIMS_FOLDER = "_claims"
 EXCLUSIVE_CREATE_PROTOCOLS = frozenset({"file", "local", "memory", "s3", "s3a"})
 """Stores whose exclusive create (``"xb"``) is atomic and tested here: ``O_EXCL`` locally,
 a conditional write on S3, one process's dict for ``memory://``."""
+
+
+# A claim's folder can vanish between its makedirs and the create (another run
+# removing it, empty, as it releases its last claim): the create is tried again.
+_CREATE_ATTEMPTS = 3
 
 
 def has_exclusive_create(url: str) -> bool:
@@ -187,22 +193,32 @@ class ClaimBook:
             lease_expires_at=now + self.lease,
         )
         fs, path = filesystem(self._url(row_id, claim.generation), self.out.storage_options)
-        with contextlib.suppress(OSError):
-            fs.makedirs(posixpath.dirname(path), exist_ok=True)
-        if not self.atomic and fs.exists(path):
-            return None
-        try:
-            with fs.open(path, "xb") as handle:
-                handle.write(claim.model_dump_json().encode("utf-8"))
-        except FileExistsError:
-            return None
-        except OSError:
-            # Stores word a lost race differently (S3 servers without the condition's
-            # name in a 412 give a plain OSError): the file being there is the answer.
-            if fs.exists(path):
+        data = claim.model_dump_json().encode("utf-8")
+        attempts = 0
+        while True:
+            attempts += 1
+            with contextlib.suppress(OSError):
+                fs.makedirs(posixpath.dirname(path), exist_ok=True)
+            if not self.atomic and fs.exists(path):
                 return None
-            raise
-        return claim
+            try:
+                with fs.open(path, "xb") as handle:
+                    handle.write(data)
+            except FileExistsError:
+                return None
+            except FileNotFoundError:
+                # Another run released its last claim and removed the empty folder
+                # between our makedirs and our create: make the folder again.
+                if attempts == _CREATE_ATTEMPTS:
+                    raise
+                continue
+            except OSError:
+                # Stores word a lost race differently (S3 servers without the condition's
+                # name in a 412 give a plain OSError): the file being there is the answer.
+                if fs.exists(path):
+                    return None
+                raise
+            return claim
 
     def renew(self, claim: Claim) -> Claim:
         """Extend the claim's lease (only its holder writes its generation)."""
@@ -220,3 +236,14 @@ class ClaimBook:
                 fs.rm(posixpath.join(folder, f"{generation:08d}.json"))
         with contextlib.suppress(OSError):
             fs.rmdir(folder)  # local disks keep empty folders; object stores have none
+
+    def tidy(self) -> None:
+        """Remove the claims folder if no row is claimed (a run's last step).
+
+        Only an empty folder goes (``rmdir``), so the claims of a run still
+        going are never touched; a run that takes a claim just after makes the
+        folder again.
+        """
+        fs, folder = filesystem(self.folder, self.out.storage_options)
+        with contextlib.suppress(OSError):
+            fs.rmdir(folder)

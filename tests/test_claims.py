@@ -63,6 +63,56 @@ def test_racing_threads_take_a_row_once(tmp_path: Path) -> None:
     assert len(won) == 1, won
 
 
+def test_a_run_that_ends_removes_the_claims_folder_only_when_empty(tmp_path: Path) -> None:
+    book = book_at(str(tmp_path / "out"))
+    mine = book.take("a", Holder(flow_run_id="one"))
+    theirs = book.take("b", Holder(flow_run_id="two"))
+    assert mine is not None and theirs is not None
+    book.release(mine)
+    book.tidy()  # run "one" ends while "two" still holds its row
+    assert (tmp_path / "out" / "_claims" / "b" / "00000001.json").is_file()
+    book.release(theirs)
+    book.tidy()
+    assert not (tmp_path / "out" / "_claims").exists()
+    assert book.take("a", Holder(flow_run_id="three")) is not None, "the folder is made again"
+
+
+def test_a_claim_folder_removed_between_its_makedirs_and_the_create_is_made_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another run releasing its last claim removes the empty folder (rmdir): when that
+    # lands between this run's makedirs and its create, the create must not fail the row.
+    from fsspec.implementations.local import LocalFileSystem
+
+    book = book_at(str(tmp_path / "out"))
+    makedirs = LocalFileSystem.makedirs
+    removed: list[str] = []
+
+    def makedirs_then_lose_it(self: Any, path: str, exist_ok: bool = False) -> None:
+        makedirs(self, path, exist_ok=exist_ok)
+        if len(removed) < 2:  # twice: the third attempt is left alone
+            Path(path).rmdir()
+            removed.append(path)
+
+    monkeypatch.setattr(LocalFileSystem, "makedirs", makedirs_then_lose_it)
+    claim = book.take("a", Holder(flow_run_id="one"))
+    assert claim is not None and claim.generation == 1
+    assert len(removed) == 2
+    assert (tmp_path / "out" / "_claims" / "a" / "00000001.json").is_file()
+
+    removed.clear()
+    monkeypatch.setattr(
+        LocalFileSystem,
+        "makedirs",
+        lambda self, path, exist_ok=False: (
+            makedirs(self, path, exist_ok=exist_ok),
+            Path(path).rmdir(),
+        ),
+    )
+    with pytest.raises(FileNotFoundError):  # a folder that never stays is an error, not a loop
+        book.take("b", Holder(flow_run_id="one"))
+
+
 def test_exclusive_create_holds_on_s3(s3_bucket: tuple[str, dict[str, Any]]) -> None:
     bucket, options = s3_bucket
     book = book_at(f"{bucket}/out", {**options, "skip_instance_cache": True})

@@ -334,7 +334,7 @@ async def _run(
             counting.cancel()
             first_pass.cancel()
         result = await asyncio.to_thread(report.close)
-
+    await asyncio.to_thread(book.tidy)  # no claim of this run is left: its folder may go
     await bar.close()
     await steps.slots.aclose()
     await publish_summary(result, table, manifest, out.url, logger, sheet)
