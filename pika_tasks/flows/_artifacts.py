@@ -201,11 +201,15 @@ class SheetCollector:
 
 
 def summary_markdown(
-    result: BatchResult, manifest: str, output: str, sheet: bytes | None = None
+    result: BatchResult,
+    manifest: str,
+    output: str,
+    sheet: bytes | None = None,
+    title: str = "Image-to-video batch",
 ) -> str:
     """The summary artifact's text; with ``sheet``, the contact sheet as a markdown image."""
     lines = [
-        "# Image-to-video batch",
+        f"# {title}",
         "",
         f"Manifest `{manifest}` → output `{output}`",
         "",
@@ -236,6 +240,9 @@ async def publish_summary(
     output: str,
     logger: Logger = _LOGGER,
     sheet: SheetCollector | None = None,
+    *,
+    keyed: bool = True,
+    title: str = "Image-to-video batch",
 ) -> None:
     """Create the run's table and summary artifacts, each on a best-effort basis.
 
@@ -246,6 +253,9 @@ async def publish_summary(
         output: the run's output location (the artifacts' keys derive from it).
         logger: where an API that cannot take an artifact is reported.
         sheet: the run's contact sheet, shown in the summary when it has a video.
+        keyed: give both the output's keys, so that the Artifacts page follows
+            the output from run to run; else they show on the run's page only.
+        title: the summary's heading.
     """
     rows = table.rows()
     description = "Rows of this run"
@@ -260,8 +270,8 @@ async def publish_summary(
             logger.warning("the contact sheet was left out of the summary: %s", error)
         await best_effort(
             acreate_markdown_artifact(
-                summary_markdown(result, manifest, output, jpeg),
-                key=artifact_key("summary", output),
+                summary_markdown(result, manifest, output, jpeg, title),
+                key=artifact_key("summary", output) if keyed else None,
                 description="Summary",
             ),
             "the run's summary",
@@ -270,7 +280,11 @@ async def publish_summary(
 
     await asyncio.gather(
         best_effort(
-            acreate_table_artifact(rows, key=artifact_key("rows", output), description=description),
+            acreate_table_artifact(
+                rows,
+                key=artifact_key("rows", output) if keyed else None,
+                description=description,
+            ),
             "the table of rows",
             logger,
         ),

@@ -106,6 +106,7 @@ async def image_to_video_batch(
     task_tags: list[str] | None = None,
     on_progress: ProgressCallback | None = None,
     image_root: str | None = None,
+    keyed_artifacts: bool = True,
 ) -> State[BatchResult]:
     """Generate a video for every row of a manifest and write them to ``output``.
 
@@ -146,6 +147,12 @@ async def image_to_video_batch(
             is elsewhere (after resolving ``..`` and symbolic links; paths,
             ``file://`` and chained URLs alike) fails alone.  For manifests
             written by other people.
+        keyed_artifacts: give the run's progress bar, row table and summary the
+            output's artifact keys (``pika-progress-…``, ``pika-rows-…``,
+            ``pika-summary-…``), so that Prefect's Artifacts page follows the
+            output from run to run.  The scale-out flow turns it off for its
+            shards, which show theirs on their own run pages, and publishes the
+            whole run's table and summary under those keys itself.
 
     Returns:
         A Completed state with a :class:`BatchResult`, or Failed when rows failed
@@ -209,6 +216,7 @@ async def image_to_video_batch(
                 wait_timeout=settings.wait_timeout,
                 fail_on_partial=fail_on_partial,
                 on_progress=on_progress,
+                keyed_artifacts=keyed_artifacts,
             )
 
 
@@ -228,6 +236,7 @@ async def _run(
     wait_timeout: float,
     fail_on_partial: bool,
     on_progress: ProgressCallback | None,
+    keyed_artifacts: bool,
 ) -> State[BatchResult]:
     """Stream the rows through the pipeline, then write the report: the flow's body."""
     logger = get_run_logger()
@@ -236,7 +245,9 @@ async def _run(
     run_id, run_label = flow_run.get_id(), flow_run.get_name()
     await steps.slots.check(logger)
     bar = await ProgressBar.create(
-        f"Rows of {manifest}", logger, key=artifact_key("progress", out.url)
+        f"Rows of {manifest}",
+        logger,
+        key=artifact_key("progress", out.url) if keyed_artifacts else None,
     )
     tracker = ProgressTracker(None, [bar.show, on_progress], lambda: budget.spent_usd)
     steps.watcher = tracker  # rows at fal: queued, running, downloading
@@ -337,7 +348,7 @@ async def _run(
     await asyncio.to_thread(book.tidy)  # no claim of this run is left: its folder may go
     await bar.close()
     await steps.slots.aclose()
-    await publish_summary(result, table, manifest, out.url, logger, sheet)
+    await publish_summary(result, table, manifest, out.url, logger, sheet, keyed=keyed_artifacts)
     message = (
         f"{result.succeeded} succeeded, {result.failed} failed, {result.skipped} skipped "
         f"of {result.total} rows; report: {result.report_url}"

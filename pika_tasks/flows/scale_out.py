@@ -15,6 +15,11 @@ output: videos made, requests submitted and not yet fetched, submits of
 unknown outcome, failures.  Only rows with no record of this shard's work are
 reported as not run.
 
+The output's keyed artifacts (``pika-summary-…``, ``pika-rows-…``) follow
+whole runs: each shard shows its progress bar, table and summary on its own
+run page, without keys, and the parent publishes the merged table and a
+summary with the contact sheet of the whole run under the output's keys.
+
 Example:
     After ``prefect deploy --all`` (see ``prefect.yaml``)::
 
@@ -42,6 +47,7 @@ from prefect.deployments.flow_runs import arun_deployment
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed
 
+from pika_tasks.flows._artifacts import RowTable, SheetCollector, publish_summary
 from pika_tasks.manifest import ManifestRow, RowDefaults, RowError, iter_manifest
 from pika_tasks.pipeline import (
     BatchResult,
@@ -330,6 +336,8 @@ async def image_to_video_scale_out(
         else source.storage_options,
         # The parent decides: a failed shard is reported here, not as its own failure.
         "fail_on_partial": False,
+        # The output's artifact keys follow whole runs: the merged ones are published here.
+        "keyed_artifacts": False,
         **(shard_parameters or {}),
     }
     await asyncio.gather(
@@ -353,9 +361,13 @@ async def image_to_video_scale_out(
     )
     out = OutputLocation(target.url, target.storage_options)
     prices = PriceTable.from_settings(PikaSettings())
+    table = RowTable()
+    sheet = SheetCollector(target.storage_options, logger=logger)
     with ReportWriter(target.url, f"{run_name}-merged", target.storage_options) as report:
         for error in invalid:
-            report.add(invalid_row_outcome(error))
+            invalid_row = invalid_row_outcome(error)
+            report.add(invalid_row)
+            table.add(invalid_row)
         reported: set[str] = set()
         for shard in shards:
             if shard.name in reports:
@@ -374,19 +386,30 @@ async def image_to_video_scale_out(
                 outcomes = await asyncio.to_thread(_recorded_rows, shard, out, row_numbers, prices)
             for outcome in outcomes:
                 report.add(outcome)
+                table.add(outcome)
+                sheet.add(outcome)
                 reported.add(outcome.id or "")
         # A row missing from its shard's report is not lost: it is a failure to run again.
         for row_id, row_number in row_numbers.items():
             if row_id not in reported:
-                report.add(
-                    RowOutcome(
-                        id=row_id,
-                        row_number=row_number,
-                        status="failed",
-                        error="not run: missing from its shard run's report",
-                    )
+                missing = RowOutcome(
+                    id=row_id,
+                    row_number=row_number,
+                    status="failed",
+                    error="not run: missing from its shard run's report",
                 )
+                report.add(missing)
+                table.add(missing)
         result = await asyncio.to_thread(report.close)
+    await publish_summary(
+        result,
+        table,
+        source.url,
+        target.url,
+        logger,
+        sheet,
+        title=f"Image-to-video scale-out: {len(shards)} shards",
+    )
     message = (
         f"{len(shards)} shards: {result.succeeded} succeeded, {result.failed} failed, "
         f"{result.skipped} skipped of {result.total} rows; report: {result.report_url}"

@@ -14,6 +14,7 @@ from e2e_support import LIMIT, deploy, run_deployment, start_workers, wait_for_s
 from prefect_stack import PrefectStack
 from support import probe_video, wait_until, write_manifest
 
+from pika_tasks.keys import artifact_key
 from pika_tasks.pipeline import report_urls
 from pika_tasks.records import OutputLocation
 
@@ -56,7 +57,30 @@ def test_scale_out_on_two_workers_stays_under_the_global_limit(
         json={"flow_runs": {"parent_flow_run_id": {"any_": [run_id]}}},
     )
     # Four shards, each its own deployment run, plus nothing lost.
-    assert len([r for r in shard_runs if "-shard-" in r["name"]]) == 4
+    shard_ids = [r["id"] for r in shard_runs if "-shard-" in r["name"]]
+    assert len(shard_ids) == 4
+
+    # The output's keyed artifacts follow the whole run: the parent's merged table and
+    # summary hold them; each shard's own artifacts are on its run page, without a key.
+    artifacts = stack.api(
+        "POST",
+        "/artifacts/filter",
+        json={"artifacts": {"flow_run_id": {"any_": [run_id, *shard_ids]}}},
+    )
+    keyed = {a["key"]: a for a in artifacts if a["key"] is not None}
+    summary_key, rows_key = artifact_key("summary", str(out)), artifact_key("rows", str(out))
+    assert set(keyed) == {summary_key, rows_key}, sorted(keyed)
+    assert {a["flow_run_id"] for a in keyed.values()} == {run_id}
+    summary = keyed[summary_key]["data"]
+    assert "# Image-to-video scale-out: 4 shards" in summary
+    assert f"| {len(rows)} | 0 | 0 | 0 | {len(rows)} |" in summary, summary[:600]
+    assert "![contact sheet](data:image/jpeg;base64," in summary
+    table = keyed[rows_key]["data"]
+    table = json.loads(table) if isinstance(table, str) else table
+    assert sorted(row["id"] for row in table) == [f"r{n}" for n in range(len(rows))]
+    per_shard = [a for a in artifacts if a["flow_run_id"] in shard_ids]
+    assert {a["type"] for a in per_shard} >= {"markdown", "table", "progress"}
+    assert {a["flow_run_id"] for a in per_shard} == set(shard_ids)
 
 
 def test_cancelling_a_run_cancels_its_remote_requests(
