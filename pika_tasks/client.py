@@ -221,12 +221,15 @@ class PikaClient:
             completion within milliseconds.  Statuses still reach ``on_status``
             on the caller's loop, in order; while that loop is busy, queue
             positions it has not been shown yet are merged into the latest.
+            Not with ``http``: an httpx client's connections belong to one event
+            loop, so the thread could not use the one given.
         **overrides: :class:`~pika_tasks.settings.PikaSettings` fields that
             replace those of ``settings``, e.g. ``fal_key=...``, ``queue_url=...``.
 
     Raises:
         MissingKeyError: no key was configured anywhere.
-        TypeError: an override names no settings field.
+        TypeError: an override names no settings field, or ``http`` and
+            ``follow_in_thread`` were both given.
 
     Example:
         Upload an image, turn it into a video and download it, against the
@@ -263,6 +266,13 @@ class PikaClient:
         unknown = sorted(set(overrides) - set(PikaSettings.model_fields))
         if unknown:
             raise TypeError(f"PikaClient() got unknown settings: {', '.join(unknown)}")
+        if http is not None and follow_in_thread:
+            # Silently making other connections would bypass what the given client
+            # was set up with (a proxy, certificates, limits).
+            raise TypeError(
+                "PikaClient(): follow_in_thread makes connections of its own on its thread "
+                "(an httpx client belongs to one event loop); it cannot take http="
+            )
         if settings is None:
             settings = PikaSettings(**overrides)
         elif overrides:

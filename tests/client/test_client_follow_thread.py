@@ -13,12 +13,14 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
 from _client_support import ARGS, quick_settings
 from support import wait_until
 
 from pika_tasks.client import PikaClient
 from pika_tasks.models import QueueStatus
+from pika_tasks.settings import PikaSettings
 
 
 @pytest.fixture
@@ -116,3 +118,13 @@ async def test_queue_positions_a_busy_loop_was_not_shown_are_merged_into_the_lat
     assert states[:2] == ["IN_QUEUE", "IN_QUEUE"] and states[-1] == "COMPLETED"
     assert set(states[2:-1]) == {"IN_PROGRESS"}  # each with its logs, in order
     await client.aclose()
+
+
+async def test_a_given_http_client_and_a_thread_of_its_own_are_refused() -> None:
+    # The thread cannot use the caller's connections (they belong to the caller's loop);
+    # making others silently would bypass what they were set up with (a proxy, say).
+    async with httpx.AsyncClient() as http:
+        with pytest.raises(TypeError, match=r"follow_in_thread .* cannot take http="):
+            PikaClient(PikaSettings(fal_key="k"), http=http, follow_in_thread=True)
+        PikaClient(PikaSettings(fal_key="k"), http=http)  # each alone is fine
+    PikaClient(PikaSettings(fal_key="k"), follow_in_thread=True)
