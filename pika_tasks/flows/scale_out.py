@@ -364,10 +364,15 @@ async def image_to_video_scale_out(
     table = RowTable()
     sheet = SheetCollector(target.storage_options, logger=logger)
     with ReportWriter(target.url, f"{run_name}-merged", target.storage_options) as report:
+
+        def merge(outcome: RowOutcome) -> None:
+            # Every row goes to the merged report and the run's artifacts alike.
+            report.add(outcome)
+            table.add(outcome)
+            sheet.add(outcome)  # videos written only
+
         for error in invalid:
-            invalid_row = invalid_row_outcome(error)
-            report.add(invalid_row)
-            table.add(invalid_row)
+            merge(invalid_row_outcome(error))
         reported: set[str] = set()
         for shard in shards:
             if shard.name in reports:
@@ -385,21 +390,19 @@ async def image_to_video_scale_out(
                 )
                 outcomes = await asyncio.to_thread(_recorded_rows, shard, out, row_numbers, prices)
             for outcome in outcomes:
-                report.add(outcome)
-                table.add(outcome)
-                sheet.add(outcome)
+                merge(outcome)
                 reported.add(outcome.id or "")
         # A row missing from its shard's report is not lost: it is a failure to run again.
         for row_id, row_number in row_numbers.items():
             if row_id not in reported:
-                missing = RowOutcome(
-                    id=row_id,
-                    row_number=row_number,
-                    status="failed",
-                    error="not run: missing from its shard run's report",
+                merge(
+                    RowOutcome(
+                        id=row_id,
+                        row_number=row_number,
+                        status="failed",
+                        error="not run: missing from its shard run's report",
+                    )
                 )
-                report.add(missing)
-                table.add(missing)
         result = await asyncio.to_thread(report.close)
     await publish_summary(
         result,
