@@ -47,6 +47,7 @@ import posixpath
 import socket
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from fsspec.utils import get_protocol
 from pydantic import BaseModel, Field, ValidationError
@@ -234,16 +235,19 @@ class ClaimBook:
         for generation in range(claim.generation, 0, -1):
             with contextlib.suppress(FileNotFoundError):
                 fs.rm(posixpath.join(folder, f"{generation:08d}.json"))
-        with contextlib.suppress(OSError):
-            fs.rmdir(folder)  # local disks keep empty folders; object stores have none
+        _remove_if_empty(fs, folder)
 
     def tidy(self) -> None:
         """Remove the claims folder if no row is claimed (a run's last step).
 
-        Only an empty folder goes (``rmdir``), so the claims of a run still
-        going are never touched; a run that takes a claim just after makes the
-        folder again.
+        Only an empty folder goes, so the claims of a run still going are never
+        touched; a run that takes a claim just after makes the folder again.
         """
-        fs, folder = filesystem(self.folder, self.out.storage_options)
-        with contextlib.suppress(OSError):
-            fs.rmdir(folder)
+        _remove_if_empty(*filesystem(self.folder, self.out.storage_options))
+
+
+def _remove_if_empty(fs: Any, folder: str) -> None:
+    """``rmdir``: local disks keep empty folders (object stores have none); a folder
+    that is not empty, or already gone, stays as it is."""
+    with contextlib.suppress(OSError):
+        fs.rmdir(folder)
