@@ -7,6 +7,9 @@ info; the URLs of other protocols that name a network host
 info.  Protocols whose URL names no host keep theirs whole: for them the part
 before ``@`` is not a login (``github://org:repo@sha/a.png``).
 
+Local paths written ``~/...`` or ``~user/...`` are expanded by one rule too,
+:func:`expand_home`, which never raises for a name no user can have.
+
 Standard library only, so that :mod:`pika_tasks.errors` can use it.
 
 Example:
@@ -20,10 +23,11 @@ Example:
 
 from __future__ import annotations
 
+import os
 import re
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["HOSTLESS_PROTOCOLS", "HTTP_RE", "display_location", "protocol_of"]
+__all__ = ["HOSTLESS_PROTOCOLS", "HTTP_RE", "display_location", "expand_home", "protocol_of"]
 
 HTTP_RE = re.compile(r"^https?://", re.IGNORECASE)
 _URL_WITH_USER_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")
@@ -81,6 +85,25 @@ wrappers (caches, archives) whose target is the next URL of a chain.  Every
 other protocol (ftp, sftp, ssh, smb, hdfs, webhdfs, root, webdav...) is taken
 to name a host: a protocol installed later is checked rather than trusted.
 """
+
+
+def expand_home(path: str) -> str:
+    """``os.path.expanduser``, except that it never raises.
+
+    ``~name`` of an unknown user is left as it is (as ``expanduser`` does), and
+    so is a name no user can have: with a NUL byte in it, the user lookup raises
+    ``ValueError`` instead.
+
+    Example:
+        >>> expand_home("~no-such-user-here/a.png")
+        '~no-such-user-here/a.png'
+        >>> expand_home("~\\x00/a.png")
+        '~\\x00/a.png'
+    """
+    try:
+        return os.path.expanduser(path)
+    except ValueError:
+        return path
 
 
 def protocol_of(url: str) -> str | None:

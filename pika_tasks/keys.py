@@ -32,6 +32,8 @@ import re
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from pika_tasks._locations import expand_home
+
 __all__ = ["MAX_ASSET_KEY_LENGTH", "RESTRICTED", "artifact_key", "asset_key", "public_url"]
 
 MAX_ASSET_KEY_LENGTH = 512
@@ -60,7 +62,7 @@ def public_url(location: str) -> str:
     found = _SCHEME.match(location)
     if found is None or found.group(1).lower() == "file":
         path = location[len(found.group(0)) :] if found else location
-        return "file://" + Path(os.path.abspath(os.path.expanduser(path))).as_posix()
+        return "file://" + Path(os.path.abspath(expand_home(path))).as_posix()
     parts = urlsplit(location)
     host = parts.hostname or ""
     if parts.port is not None:

@@ -7,7 +7,7 @@ import doctest
 import os
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from prefect.types.names import ArtifactKey, ValidAssetKey
 from pydantic import TypeAdapter
@@ -83,6 +83,8 @@ def test_asset_keys_follow_prefects_rules(location: str) -> None:
 
 
 @given(st.text(min_size=1, max_size=600).filter(lambda text: not text.startswith("data:")))
+@example("~\x00")  # a "user name" no home lookup can take: expanding it raises ValueError
+@example("~nobody-here/a.png")  # a user that does not exist: left as it is
 def test_any_location_gives_a_valid_asset_key(location: str) -> None:
     key = asset_key(location)
     assert ASSET_KEY.validate_python(key) == key

@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
+from pika_tasks._locations import expand_home
 from pika_tasks.manifest._formats import Record, bad_byte, has_surrogates, kind
 from pika_tasks.manifest._ids import auto_id, id_problem
 from pika_tasks.manifest._models import (
@@ -65,7 +66,7 @@ def base_url_of(url: str) -> str:
         url = url.rsplit("::", 1)[-1]
     match = _SCHEME_RE.match(url)
     if match is None:
-        return os.path.dirname(os.path.abspath(os.path.expanduser(url)))
+        return os.path.dirname(os.path.abspath(expand_home(url)))
     scheme = url.split("://", 1)[0]
     if scheme.lower() in _HTTP:
         parts = urlsplit(url)
@@ -83,16 +84,19 @@ def resolve_relative_image(raw: str, base_url: str) -> str:
     paths are joined to ``base_url`` in its file system.
 
     Raises:
-        _FieldProblem: for data: URIs and relative paths that climb above the store's root.
+        _FieldProblem: for data: URIs, NUL characters, and relative paths that climb
+            above the store's root.
     """
     if raw.lower().startswith("data:"):
         raise _FieldProblem(
             "image", "data: URIs are not accepted: give a URL or a path to the file"
         )
+    if "\x00" in raw:
+        raise _FieldProblem("image", "holds a NUL character, which no path or URL can hold")
     if _SCHEME_RE.match(raw) or "::" in raw:
         return raw
     if raw.startswith("~"):
-        raw = os.path.expanduser(raw)
+        raw = expand_home(raw)
     if os.path.isabs(raw):
         return os.path.normpath(raw)
     match = _SCHEME_RE.match(base_url)

@@ -189,6 +189,28 @@ def test_unparseable_jsonl_lines_and_non_objects(tmp_path: Path, put_manifest: A
     assert manifest.errors[1].reason == "must be a JSON object, not a list"
 
 
+def test_a_nul_character_in_an_image_fails_its_row_alone(tmp_path: Path, put_manifest: Any) -> None:
+    # JSON can carry U+0000 (a CSV with NUL bytes is refused whole); before, "~" and a NUL
+    # made the home-folder lookup raise, and the whole manifest stopped at that row.
+    rows = [
+        {"id": "home", "image": "~\x00/a.png", "prompt": "p"},
+        {"id": "plain", "image": "a\x00.png", "prompt": "p"},
+        {"id": "good", "image": "good.png", "prompt": "p"},
+    ]
+    url = put_manifest(str(tmp_path / "m.jsonl"), rows)
+
+    manifest = read_manifest(url)
+
+    assert [row.id for row in manifest.rows] == ["good"]
+    assert [(e.row_number, e.field, e.id) for e in manifest.errors] == [
+        (1, "image", "home"),
+        (2, "image", "plain"),
+    ]
+    assert {e.reason for e in manifest.errors} == {
+        "holds a NUL character, which no path or URL can hold"
+    }
+
+
 def test_non_object_items_in_a_json_array(tmp_path: Path, put_manifest: Any) -> None:
     url = put_manifest(
         str(tmp_path / "m.json"), '[{"image": "a.png", "prompt": "p"}, "b.png", null]'
