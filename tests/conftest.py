@@ -9,6 +9,14 @@ from typing import Any
 
 import pytest
 import support
+from hypothesis import settings
+
+# Property tests draw the same examples on every run, with no time limit per example,
+# so that CI passes or fails the same way each time; HYPOTHESIS_PROFILE=explore draws
+# new ones (a failure found that way is kept as an @example).
+settings.register_profile("repeatable", derandomize=True, database=None, deadline=None)
+settings.register_profile("explore", deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 # Isolate Prefect before anything imports it: no user profile, no user server.
 _PREFECT_HOME = tempfile.mkdtemp(prefix="pika-tests-prefect-")
