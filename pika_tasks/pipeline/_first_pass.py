@@ -73,6 +73,7 @@ class FirstPass:
         self._task: asyncio.Task[ManifestScan] | None = None
         self._recorded: set[str] = set()
         self.refusal: str | None = None
+        self._judged = False
         self.stale_partials: dict[str, list[str]] = {}
         self.started = asyncio.Event()
 
@@ -98,11 +99,17 @@ class FirstPass:
             self._task.cancel()
 
     async def counted(self) -> ManifestScan:
-        """The pass's figures, once read; the refusal decided with them."""
+        """The pass's figures, once read; the refusal decided with them, once."""
         self.start()
         assert self._task is not None
         scan = await asyncio.shield(self._task)
-        if self.refusal is None and not self._budget.allows(scan.new_usd):
+        if self._judged:
+            return scan
+        # Judged once, by the first caller to resume, while this run has reserved nothing:
+        # every paid submit waits here before its own reservation.  Judged again later, the
+        # run's own reservations would count twice (they are part of the price counted).
+        self._judged = True
+        if not self._budget.allows(scan.new_usd):
             self.refusal = (
                 f"not started: the {scan.new} rows to submit cost {usd(scan.new_usd)} at list "
                 f"prices, more than max_spend_usd {usd(self._budget.limit_usd or 0.0)}"

@@ -76,3 +76,24 @@ def test_expired_rows_resubmitted_only_within_the_cap(
     runs = json.loads(pika("report", str(out), "--all", "--json", env=env).stdout)
     assert [run["spend_usd"] for run in runs["runs"]] == [0.4, 0.2]
     assert runs["spend_usd"] == 0.6
+
+
+@pytest.mark.usefixtures("prefect_harness")
+@pytest.mark.timeout(120)
+def test_a_cap_that_fits_the_run_submits_every_row(
+    make_emulator: Callable[..., Any], tmp_path: Path
+) -> None:
+    """The up-front check compares the run's price with the cap once, before any money is
+    reserved; the rows' own reservations must not count against it a second time."""
+    emu = make_emulator(runners=4, job_seconds=0.1, fps=4)
+    manifest = write_manifest(tmp_path, [f"r{n},images/{n}.png,zoom in {n}" for n in range(4)])
+    out = tmp_path / "out"
+    env = process_env(emu)
+
+    done = pika("run", str(manifest), "--out", str(out), "--max-spend-usd", "0.80", env=env)
+    assert done.returncode == 0, explain(done)
+    assert emu.stats()["submissions"] == 4
+    lines = report_lines(out)
+    assert sorted(line["status"] for line in lines) == ["succeeded"] * 4
+    assert sum(line["cost_usd"] for line in lines) == pytest.approx(0.80)
+    assert len(list(out.glob("*.mp4"))) == 4
