@@ -5,7 +5,9 @@ the jobs it queued at fal would go on and be billed.  The hook here, set as the
 batch flow's ``on_cancellation`` and ``on_crashed`` hook, cancels (best effort)
 every request this run submitted that has not finished, records those rows as
 ``cancelled`` at the output location, and writes the run's report, so a later
-run of the same manifest submits them again.
+run of the same manifest submits them again.  A job fal had already finished
+is paid for: its row stays ``submitted``, and the next run fetches its video.
+A row another run has taken over since is left to that run.
 
 A process killed with SIGKILL runs no hook; its rows stay ``submitted`` and the
 next run re-attaches to them instead.
@@ -73,10 +75,58 @@ def _outcome(record: RowRecord) -> RowOutcome:
     )
 
 
+# Said of a row whose job fal had finished when its run ended: it is paid for.
+_PAID_FOR = (
+    "the run ended after fal finished this job: it is paid for, and its record stays "
+    "'submitted', so the next run fetches its video without submitting it again"
+)
+
+
+def _still_ours(current: RowRecord | None, listed: RowRecord) -> bool:
+    """Whether the row is still as this run left it: another run may have taken it over."""
+    return (
+        current is not None
+        and current.state == "submitted"
+        and current.flow_run_id == listed.flow_run_id
+        and current.request is not None
+        and listed.request is not None
+        and current.request.request_id == listed.request.request_id
+    )
+
+
+async def _cancel_row(
+    client: PikaClient, out: OutputLocation, listed: RowRecord, ending: str
+) -> RowRecord | None:
+    """Cancel one row's request at fal; the row's record as left, None if it is not ours now."""
+    assert listed.request is not None
+    if not _still_ours(await asyncio.to_thread(out.load, listed.id), listed):
+        return None  # cancelling would stop the request another run now waits on
+    answer = None
+    try:
+        answer = await client.cancel(listed.request)
+    except PikaError as error:  # best effort: the row is recorded cancelled either way
+        logger.warning("%s: could not cancel request: %s", listed.id, error)
+    if answer is not None and answer.status == "ALREADY_COMPLETED":
+        # Recorded 'cancelled', the next run would submit (and pay for) the row again.
+        return listed.model_copy(update={"state": "cancelled", "error": _PAID_FOR})
+    current = await asyncio.to_thread(out.load, listed.id)
+    if not _still_ours(current, listed):
+        return None  # taken over while the cancel was in flight
+    assert current is not None
+    cancelled = current.model_copy(update={"state": "cancelled", "error": f"flow run {ending}"})
+    await asyncio.to_thread(out.save, cancelled)
+    return cancelled
+
+
 async def cancel_remote_requests(
     flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]
 ) -> None:
-    """Flow hook: cancel this run's unfinished requests at fal and record them cancelled."""
+    """Flow hook: cancel this run's unfinished requests at fal and record them cancelled.
+
+    A row is left alone when another run has taken it over since, and a job
+    that fal had already finished keeps its ``submitted`` record: it is paid
+    for, so the next run fetches its video instead of submitting it again.
+    """
     target = Location.of(dict(flow_run.parameters)["output"])
     out = OutputLocation(target.url, target.storage_options)
     mine = [
@@ -88,22 +138,15 @@ async def cancel_remote_requests(
     logger.info(
         "run %s ended %s: cancelling %d requests at fal", flow_run.name, state.name, len(pending)
     )
+    finished = {record.id: record for record in mine}
+    ending = (state.name or state.type.value).lower()
     async with _client(flow_run) as client:
         for record in pending:
-            assert record.request is not None
-            try:
-                await client.cancel(record.request)
-            except PikaError as error:  # best effort: the row is recorded cancelled either way
-                logger.warning("%s: could not cancel request: %s", record.id, error)
-            cancelled = record.model_copy(
-                update={
-                    "state": "cancelled",
-                    "error": f"flow run {(state.name or state.type.value).lower()}",
-                }
-            )
-            await asyncio.to_thread(out.save, cancelled)
-    finished = {record.id: record for record in mine}
-    finished.update({r.id: r.model_copy(update={"state": "cancelled"}) for r in pending})
+            left = await _cancel_row(client, out, record, ending)
+            if left is None:
+                del finished[record.id]  # another run's row now: its report tells
+            else:
+                finished[record.id] = left
     with ReportWriter(out.url, flow_run.name, out.storage_options) as report:
         for record in sorted(finished.values(), key=lambda r: int(r.row.get("row_number", 0))):
             report.add(_outcome(record))

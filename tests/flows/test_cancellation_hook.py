@@ -3,12 +3,22 @@ the run's own queue settings, which deployments give the run as job variables.""
 
 from __future__ import annotations
 
+import base64
 import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
 from prefect.client.schemas.objects import FlowRun
+from prefect.states import Cancelled
+from support import png_bytes, point_at, report_lines
 
-from pika_tasks.flows._cancellation import settings_for_run
+from pika_tasks.client import PikaClient
+from pika_tasks.flows import image_to_video_batch
+from pika_tasks.flows._cancellation import cancel_remote_requests, settings_for_run
+from pika_tasks.models import ImageToVideoInput, RequestHandle
+from pika_tasks.records import OutputLocation, RowRecord
 
 
 def a_run(job_variables: dict[str, object]) -> FlowRun:
@@ -33,3 +43,69 @@ def test_a_run_without_job_variables_uses_this_process(monkeypatch: pytest.Monke
     monkeypatch.setenv("FAL_KEY", "worker-key")
     monkeypatch.setenv("PIKA_QUEUE_URL", "http://queue.example")
     assert settings_for_run(a_run({})).queue_url == "http://queue.example"
+
+
+@pytest.mark.timeout(60)
+async def test_a_job_fal_finished_stays_to_fetch_and_another_runs_record_is_left_alone(
+    make_emulator: Callable[..., Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A cancelled run's hook cancels its unfinished requests, but:
+
+    - a job fal already finished (the cancel answers ALREADY_COMPLETED) is paid for: its
+      record stays ``submitted``, so the next run fetches its video instead of paying again;
+    - a row another run took over meanwhile keeps that run's record.
+    """
+    emu = make_emulator(runners=1, job_seconds=0.1, fps=4)
+    point_at(emu, monkeypatch)
+    run = FlowRun(id=uuid.uuid4(), flow_id=uuid.uuid4(), name="ending", parameters={})
+    run.parameters = {"output": str(tmp_path / "out")}
+    out = OutputLocation(str(tmp_path / "out"))
+    arguments = ImageToVideoInput(
+        image_url="data:image/png;base64," + base64.b64encode(png_bytes()).decode(),
+        prompt="zoom in",
+    )
+    async with PikaClient() as client:
+        done = await client.submit(arguments)
+        await client.wait(done)
+        emu.pause()  # the rest stay queued
+        queued, taken = await client.submit(arguments), await client.submit(arguments)
+
+    def submitted(row_id: str, handle: RequestHandle, run_id: str) -> RowRecord:
+        return RowRecord(
+            id=row_id,
+            state="submitted",
+            fingerprint="f",
+            request=handle,
+            flow_run_id=run_id,
+            row={"row_number": 1},
+        )
+
+    for row_id, handle in (("done", done), ("queued", queued), ("taken", taken)):
+        out.save(submitted(row_id, handle, str(run.id)))
+
+    # Another run takes "taken" over while the hook is at work: its record is the one kept.
+    other_run = submitted("taken", taken, "another-run").model_copy(update={"state": "succeeded"})
+    real_cancel = PikaClient.cancel
+
+    async def cancel_while_another_run_takes_over(self: PikaClient, handle: RequestHandle) -> Any:
+        if handle.request_id == queued.request_id:
+            out.save(other_run)
+        return await real_cancel(self, handle)
+
+    monkeypatch.setattr(PikaClient, "cancel", cancel_while_another_run_takes_over)
+
+    await cancel_remote_requests(image_to_video_batch, run, Cancelled())
+
+    states = {row_id: out.load(row_id) for row_id in ("done", "queued", "taken")}
+    assert {k: r.state for k, r in states.items() if r} == {
+        "done": "submitted",
+        "queued": "cancelled",
+        "taken": "succeeded",
+    }
+    assert states["taken"] is not None and states["taken"].flow_run_id == "another-run"
+    assert emu.stats()["cancellations"] == 1  # "queued" only: "taken" is no longer this run's
+    report = report_lines(tmp_path / "out")
+    by_id = {line["id"]: line for line in report}
+    assert by_id["queued"]["status"] == "cancelled"
+    assert "fetches its video" in by_id["done"]["error"]
+    assert "taken" not in by_id
