@@ -163,7 +163,20 @@ async def _submit(plan: RowPlan, ctx: RowContext) -> RowRecord:
     # Anything else (a cancellation while the request was in flight) keeps the intent:
     # fal may have queued the job, so a later run reports the row instead of paying twice.
     record = intent.model_copy(update={"state": "submitted", "request": handle})
-    await _save(ctx, record)
+    try:
+        await _save(ctx, record)
+    except Exception as error:
+        # fal queued (and bills) the job.  Raising would drop the request it answered with
+        # and give the money back to the cap; the row goes on with the request in hand and
+        # its record is written when it ends (the intent on file keeps it from being paid
+        # twice meanwhile).
+        ctx.logger.warning(
+            "%s: submitted as request %s, but its record could not be written (%s); "
+            "it is written when the row ends",
+            plan.row.id,
+            handle.request_id,
+            error,
+        )
     if ctx.on_submitted is not None:
         ctx.on_submitted()
     return record

@@ -15,12 +15,13 @@ import pytest
 from pipeline_support import row
 from support import CountingMemoryFileSystem, png_bytes, probe_video, settings_for
 
+from pika_tasks.budget import Budget
 from pika_tasks.client import PikaClient
 from pika_tasks.images import ImageLimits
 from pika_tasks.models import DownloadedFile, ImageToVideoOutput, RequestHandle
 from pika_tasks.pipeline import Action, ClientSteps, Planner, RowContext, RowPlan, run_row
 from pika_tasks.pricing import PriceTable
-from pika_tasks.records import OutputLocation
+from pika_tasks.records import OutputLocation, RowRecord
 from pika_tasks.settings import PikaSettings
 
 pytestmark = pytest.mark.timeout(60)
@@ -114,3 +115,42 @@ async def test_the_slot_is_free_for_the_next_row_while_a_video_downloads(
     assert events.count("slot taken") == 2
     second_taken = events.index("slot taken", 1)
     assert second_taken < events.index("fetch done"), events
+
+
+class FlakyRecords(OutputLocation):
+    """An output location whose first write of a ``submitted`` record fails (a storage
+    outage of a moment, e.g. S3's SlowDown once s3fs's own retries are spent)."""
+
+    failed = False
+
+    def save(self, record: RowRecord) -> None:
+        if record.state == "submitted" and not self.failed:
+            self.failed = True
+            raise OSError("SlowDown: please reduce your request rate")
+        super().save(record)
+
+
+async def test_a_record_that_cannot_be_written_after_the_submit_loses_no_request(
+    make_emulator: Callable[..., Any], tmp_path: Path
+) -> None:
+    """fal queued (and bills) the job: the row goes on with its request in hand, keeps its
+    money reserved and writes its record when it ends, instead of failing with the request
+    known only to a log line and the next run asking to pay for it again."""
+    emu = make_emulator(runners=2, job_seconds=0.1, fps=4)
+    (tmp_path / "a.png").write_bytes(png_bytes())
+    out = FlakyRecords(str(tmp_path / "out"))
+    budget = Budget(limit_usd=1.0)
+    async with PikaClient(settings_for(emu)) as client:
+        planner = Planner(out, limits=ImageLimits(allow_private_addresses=True))
+        plan = await planner.plan(row(1, image=str(tmp_path / "a.png")))
+        assert isinstance(plan, RowPlan)
+        steps = ClientSteps(client, max_concurrency=1)
+        ctx = RowContext(out=out, steps=steps, prices=PriceTable(), budget=budget)
+        outcome = await run_row(plan, ctx)
+    assert out.failed, "the fault was not met"
+    assert (outcome.status, outcome.error) == ("succeeded", None)
+    assert emu.stats()["submissions"] == 1
+    record = out.load(outcome.id)
+    assert record is not None and record.state == "succeeded"
+    assert record.request is not None and record.request.request_id == outcome.request_id
+    assert budget.spent_usd == pytest.approx(0.20)
