@@ -237,11 +237,15 @@ class Engine:
         self.paused = False
         self._dispatch()
 
-    def expire_results(self, request_ids: Iterable[str] | None = None) -> list[str]:
+    def expire_results(
+        self, request_ids: Iterable[str] | None = None, *, videos_only: bool = False
+    ) -> list[str]:
         """Expire now the results and videos of completed jobs (all, or those named).
 
         What ``result_ttl_seconds`` does after a while, at once: a test of
-        expiry need not wait on the clock.  Returns the ids expired, sorted.
+        expiry need not wait on the clock.  With ``videos_only`` the results
+        stay and only the videos go, as a short object lifecycle does
+        (``X-Fal-Object-Lifecycle-Preference``).  Returns the ids expired, sorted.
         """
         now = time.monotonic()
         wanted = None if request_ids is None else set(request_ids)
@@ -249,7 +253,8 @@ class Engine:
         for job in self.jobs.values():
             if job.state != "COMPLETED" or (wanted is not None and job.request_id not in wanted):
                 continue
-            job.result_expires_at = now
+            if not videos_only:
+                job.result_expires_at = now
             if job.video is not None:
                 stored = self.files.get(job.video.file_name, now=now)
                 if stored is not None:

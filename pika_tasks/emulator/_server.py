@@ -213,14 +213,18 @@ class EmulatorServer:
         """Start jobs again."""
         self.engine.call_threadsafe(self.engine.resume)
 
-    def expire(self, *request_ids: str) -> list[str]:
+    def expire(self, *request_ids: str, videos_only: bool = False) -> list[str]:
         """Expire now the results and videos of the jobs named (of every completed job if none).
 
         ``emu.expire()`` does at once what ``result_ttl_seconds`` does in time:
-        the results answer 404 and the videos are gone.  Returns the ids expired.
+        the results answer 404 and the videos are gone.  With ``videos_only``
+        the results stay and only the videos go (a short object lifecycle).
+        Returns the ids expired.
         """
         wanted = request_ids or None
-        return self.engine.call_threadsafe(lambda: self.engine.expire_results(wanted))
+        return self.engine.call_threadsafe(
+            lambda: self.engine.expire_results(wanted, videos_only=videos_only)
+        )
 
     def clear_faults(self) -> None:
         """Disarm every scripted fault still waiting."""

@@ -353,8 +353,12 @@ async def _generate(
         outcome.error = str(error)
         if isinstance(error, BudgetRefusedError):
             outcome.action = "refused"
-        if state.record is not None and isinstance(error, JobFailedError):
-            failed = state.record.model_copy(update={"state": "failed", "error": str(error)})
+        if state.record is not None and isinstance(error, JobFailedError | RequestNotFoundError):
+            if isinstance(error, RequestNotFoundError):
+                # The output is gone at fal (a re-attached wait would have submitted
+                # again): left 'submitted', every later run would fetch the same 404.
+                outcome.error += "; fal no longer has the video: the next run submits the row again"
+            failed = state.record.model_copy(update={"state": "failed", "error": outcome.error})
             await _save(ctx, failed)
         ctx.logger.error("%s (row %d) failed: %s", row.id, row.row_number, error)
     finally:

@@ -154,3 +154,38 @@ async def test_a_record_that_cannot_be_written_after_the_submit_loses_no_request
     assert record is not None and record.state == "succeeded"
     assert record.request is not None and record.request.request_id == outcome.request_id
     assert budget.spent_usd == pytest.approx(0.20)
+
+
+async def test_a_video_gone_at_fal_is_recorded_so_the_next_run_submits_the_row(
+    make_emulator: Callable[..., Any], tmp_path: Path
+) -> None:
+    """The result is still at fal but its video file has expired (a short object lifecycle),
+    and the copy written before was deleted: the row fails saying so, and its record no
+    longer sends every later run back to the same missing file."""
+    emu = make_emulator(runners=2, job_seconds=0.1, fps=4)
+    (tmp_path / "a.png").write_bytes(png_bytes())
+    out = OutputLocation(str(tmp_path / "out"))
+    async with PikaClient(settings_for(emu)) as client:
+        planner = Planner(out, limits=ImageLimits(allow_private_addresses=True))
+        ctx = RowContext(out=out, steps=ClientSteps(client, max_concurrency=1), prices=PriceTable())
+
+        async def run_once() -> Any:
+            plan = await planner.plan(row(1, image=str(tmp_path / "a.png")))
+            assert isinstance(plan, RowPlan)
+            return plan.action, await run_row(plan, ctx)
+
+        action, first = await run_once()
+        assert (action, first.status) == (Action.SUBMIT, "succeeded")
+        (tmp_path / "out" / "r1.mp4").unlink()
+        assert first.request_id is not None and emu.expire(first.request_id, videos_only=True)
+
+        action, second = await run_once()
+        assert (action, second.status) == (Action.REATTACH, "failed")
+        assert second.error is not None and "submits the row again" in second.error
+        record = out.load("r1")
+        assert record is not None and record.state == "failed"
+
+        action, third = await run_once()
+        assert (action, third.status) == (Action.SUBMIT, "succeeded")
+    assert emu.stats()["submissions"] == 2
+    assert (tmp_path / "out" / "r1.mp4").exists()
