@@ -31,12 +31,19 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterable, Iterator
-from decimal import Decimal
+from collections.abc import Iterable, Iterator, Sequence
+from decimal import ROUND_DOWN, Decimal
 
 from pika_tasks.errors import BudgetExceededError, BudgetRefusedError
 
-__all__ = ["Budget", "BudgetExceededError", "BudgetRefusedError", "total_usd", "usd"]
+__all__ = [
+    "Budget",
+    "BudgetExceededError",
+    "BudgetRefusedError",
+    "share_cap",
+    "total_usd",
+    "usd",
+]
 
 
 def usd(amount: float | Decimal) -> str:
@@ -62,6 +69,40 @@ def total_usd(amounts: Iterable[float]) -> float:
         (0.6000000000000001, 0.6)
     """
     return float(sum((_exact(amount) for amount in amounts), Decimal(0)))
+
+
+# Shares of a cap are cut to a millionth of a dollar, always down.
+_SHARE_STEP = Decimal("0.000001")
+
+
+def share_cap(limit_usd: float, prices_usd: Sequence[float]) -> list[float]:
+    """Split one cap among parts that each spend on their own (the shards of a run).
+
+    Each part gets its own price plus a share of what the cap leaves over, in
+    proportion to its price (evenly when nothing is priced), cut down to a
+    millionth of a dollar: together the parts can never spend past the cap,
+    and each can pay for all of its own rows.
+
+    Raises:
+        ValueError: the prices alone add up to more than the cap.
+
+    Example:
+        >>> share_cap(1.0, [0.2, 0.6, 0.0])
+        [0.25, 0.75, 0.0]
+        >>> share_cap(1.0, [0.0, 0.0, 0.0])
+        [0.333333, 0.333333, 0.333333]
+    """
+    limit = _exact(limit_usd)
+    prices = [_exact(price) for price in prices_usd]
+    priced = sum(prices, Decimal(0))
+    if priced > limit:
+        raise ValueError(f"the parts cost {usd(priced)}, more than the cap of {usd(limit)}")
+    spare = limit - priced
+    shares = []
+    for price in prices:
+        extra = spare * price / priced if priced else spare / len(prices)
+        shares.append(float((price + extra).quantize(_SHARE_STEP, rounding=ROUND_DOWN)))
+    return shares
 
 
 class Budget:

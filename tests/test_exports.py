@@ -176,6 +176,7 @@ PUBLIC_NAMES: dict[str, list[str]] = {
         "Budget",
         "BudgetExceededError",
         "BudgetRefusedError",
+        "share_cap",
         "total_usd",
         "usd",
     ],

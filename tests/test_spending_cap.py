@@ -1,15 +1,18 @@
 """The spending cap alone (no emulator, no Prefect): holds are atomic, refused submits give the
-money back, lost answers keep it, and sums are exact."""
+money back, lost answers keep it, sums are exact, and a cap shared among shards holds."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from pika_tasks.budget import Budget, BudgetExceededError, total_usd, usd
+from pika_tasks.budget import Budget, BudgetExceededError, share_cap, total_usd, usd
 from pika_tasks.errors import ServerError, SubmitOutcomeUnknownError
 
 
@@ -93,3 +96,24 @@ def test_a_refusal_reserves_nothing_and_names_the_row() -> None:
 
 def test_amounts_read_as_dollars_and_cents() -> None:
     assert [usd(0.2), usd(0.005), usd(1234.5)] == ["$0.20", "$0.01", "$1,234.50"]
+
+
+@given(
+    st.decimals(min_value=0, max_value=10_000, places=2),
+    st.lists(st.sampled_from([0.0, 0.2, 0.4, 0.45, 0.9]), min_size=1, max_size=40),
+)
+def test_a_shared_cap_never_adds_up_past_the_cap_and_pays_for_every_part(
+    spare: Decimal, prices: list[float]
+) -> None:
+    cap = total_usd([*prices, float(spare)])
+    shares = share_cap(cap, prices)
+    assert len(shares) == len(prices)
+    assert total_usd(shares) <= cap
+    assert all(
+        Budget(limit_usd=share).allows(price) for share, price in zip(shares, prices, strict=True)
+    )
+
+
+def test_a_cap_below_the_parts_prices_is_not_shared() -> None:
+    with pytest.raises(ValueError, match=r"the parts cost \$0\.60, more than the cap of \$0\.50"):
+        share_cap(0.5, [0.2, 0.4])

@@ -47,9 +47,11 @@ from prefect.deployments.flow_runs import arun_deployment
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed
 
+from pika_tasks.budget import share_cap, total_usd, usd
 from pika_tasks.flows._artifacts import RowTable, SheetCollector, publish_summary
 from pika_tasks.manifest import ManifestRow, RowDefaults, RowError, iter_manifest
 from pika_tasks.pipeline import (
+    BatchLimits,
     BatchResult,
     Location,
     ReportWriter,
@@ -62,7 +64,7 @@ from pika_tasks.pricing import PriceTable
 from pika_tasks.records import OutputLocation, RowRecord
 from pika_tasks.settings import PikaSettings
 from pika_tasks.shards import renumber, reports_of_runs, write_shards
-from pika_tasks.storage import join
+from pika_tasks.storage import filesystem, join
 
 __all__ = ["DEFAULT_BATCH_DEPLOYMENT", "image_to_video_scale_out", "recorded_outcome"]
 
@@ -266,6 +268,19 @@ def _recorded_rows(
     return outcomes
 
 
+def _shard_limits(limits: BatchLimits, share: float | None) -> dict[str, Any]:
+    """The ``limits`` parameter of one shard: the run's, with its share of the cap."""
+    if share is None:
+        return {}
+    return {"limits": limits.model_copy(update={"max_spend_usd": share}).model_dump(mode="json")}
+
+
+def _remove_folder(url: str, storage_options: dict[str, Any]) -> None:
+    fs, path = filesystem(url, storage_options)
+    if fs.exists(path):
+        fs.rm(path, recursive=True)
+
+
 @flow(name="image-to-video-scale-out")
 async def image_to_video_scale_out(
     manifest: str | Location,
@@ -288,7 +303,9 @@ async def image_to_video_scale_out(
         defaults: values for rows that leave fields empty (as the batch flow's).
         image_storage_options: fsspec options for the images (default: the manifest's).
         shard_parameters: more parameters for every shard run (e.g.
-            ``{"limits": {"max_concurrency": 8}}``).
+            ``{"limits": {"max_concurrency": 8}}``).  A ``max_spend_usd`` in its
+            ``limits`` caps the whole run: priced over it, no shard is launched;
+            under it, each shard gets its share (its rows' price and part of the rest).
         fail_on_partial: end Failed when any row failed.
 
     Returns:
@@ -306,6 +323,16 @@ async def image_to_video_scale_out(
     folder = join(target.url, "_shards", run_name)
     row_numbers: dict[str, int] = {}
     invalid: list[RowError] = []
+    # A cap covers the whole run: shared out among the shards, never each shard's own.
+    limits = BatchLimits.model_validate((shard_parameters or {}).get("limits") or {})
+    cap = limits.max_spend_usd
+    prices = PriceTable.from_settings(PikaSettings())
+    recorded = (
+        await asyncio.to_thread(OutputLocation(target.url, target.storage_options).recorded_ids)
+        if cap is not None
+        else set()
+    )
+    new_prices: list[float] = []  # per row in shard order: its price if certain to be submitted
 
     def valid_rows(items: Iterator[ManifestRow | RowError]) -> Iterator[ManifestRow]:
         for item in items:
@@ -313,6 +340,9 @@ async def image_to_video_scale_out(
                 invalid.append(item)
             else:
                 row_numbers[item.id] = item.row_number
+                if cap is not None:
+                    new = item.id not in recorded
+                    new_prices.append(prices.cost(item.resolution, item.duration) if new else 0.0)
                 yield item
 
     # The manifest streams once into shards: one shard's rows in memory at a time.
@@ -323,6 +353,20 @@ async def image_to_video_scale_out(
         write_shards, valid_rows(items), folder, shard_size, target.storage_options
     )
     logger.info("%d valid rows in %d shards under %s", len(row_numbers), len(urls), folder)
+    caps: list[float | None] = [None] * len(urls)
+    if cap is not None:
+        size = max(1, shard_size)
+        priced = [total_usd(new_prices[n * size : (n + 1) * size]) for n in range(len(urls))]
+        try:
+            caps = list(share_cap(cap, priced))
+        except ValueError:
+            message = (
+                f"not started: the {sum(1 for p in new_prices if p)} rows to submit cost "
+                f"{usd(total_usd(priced))} at list prices, more than max_spend_usd {usd(cap)}"
+            )
+            logger.error("%s; no shard was launched", message)
+            await asyncio.to_thread(_remove_folder, folder, target.storage_options)
+            return Failed(message=message)
     ids, size = list(row_numbers), max(1, shard_size)
     shards = [
         _Shard(f"{run_name}-shard-{number:04d}", url, ids[number * size : (number + 1) * size])
@@ -348,11 +392,12 @@ async def image_to_video_scale_out(
                 {
                     **parameters,
                     "manifest": {"url": shard.url, "storage_options": target.storage_options},
+                    **_shard_limits(limits, share),
                 },
                 f"{run_key}-{shard.name}",
                 logger,
             )
-            for shard in shards
+            for shard, share in zip(shards, caps, strict=True)
         )
     )
     await _wait_for(shards, target, logger)
@@ -360,7 +405,6 @@ async def image_to_video_scale_out(
         reports_of_runs, target.url, [s.name for s in shards], target.storage_options
     )
     out = OutputLocation(target.url, target.storage_options)
-    prices = PriceTable.from_settings(PikaSettings())
     table = RowTable()
     sheet = SheetCollector(target.storage_options, logger=logger)
     with ReportWriter(target.url, f"{run_name}-merged", target.storage_options) as report:

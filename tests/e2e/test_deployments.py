@@ -38,6 +38,8 @@ def test_scale_out_on_two_workers_stays_under_the_global_limit(
         manifest=str(manifest),
         output=str(out),
         shard_size=2,
+        # $1.60 of rows under a $2.00 cap for the whole run: shared out, not $2.00 a shard.
+        shard_parameters={"limits": {"max_concurrency": 4, "max_spend_usd": 2.0}},
     )
     assert wait_for_state(stack, run_id) == "COMPLETED", stack.tail()
 
@@ -59,6 +61,9 @@ def test_scale_out_on_two_workers_stays_under_the_global_limit(
     # Four shards, each its own deployment run, plus nothing lost.
     shard_ids = [r["id"] for r in shard_runs if "-shard-" in r["name"]]
     assert len(shard_ids) == 4
+    shard_limits = [r["parameters"]["limits"] for r in shard_runs if "-shard-" in r["name"]]
+    assert [limits["max_spend_usd"] for limits in shard_limits] == [0.5] * 4
+    assert {limits["max_concurrency"] for limits in shard_limits} == {4}
 
     # The output's keyed artifacts follow the whole run: the parent's merged table and
     # summary hold them; each shard's own artifacts are on its run page, without a key.
