@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 from pika_tasks.budget import Budget, BudgetRefusedError
 from pika_tasks.errors import (
+    ImageError,
     JobFailedError,
     PikaError,
     RequestAbortedError,
@@ -36,6 +37,7 @@ from pika_tasks.errors import (
     is_transient,
 )
 from pika_tasks.images import deliver_image_url
+from pika_tasks.manifest import RowError
 from pika_tasks.models import (
     DownloadedFile,
     ImageToVideoInput,
@@ -156,9 +158,9 @@ async def _submit(plan: RowPlan, ctx: RowContext) -> RowRecord:
         handle = await ctx.steps.submit(plan.row.to_input(image_url), plan.row.id)
     except (SubmitOutcomeUnknownError, RequestAbortedError):
         raise  # the intent stays: a later run reports the row instead of paying twice
-    except PikaError:
+    except PikaError as error:
         # fal answered that it did not queue the job (or nothing was sent): no intent.
-        await _save(ctx, intent.model_copy(update={"state": "failed"}))
+        await _save(ctx, intent.model_copy(update={"state": "failed", "error": str(error)}))
         raise
     # Anything else (a cancellation while the request was in flight) keeps the intent:
     # fal may have queued the job, so a later run reports the row instead of paying twice.
@@ -351,6 +353,11 @@ async def _generate(
         outcome.output = state.record.output
     except PikaError as error:
         outcome.error = str(error)
+        if isinstance(error, ImageError):
+            # As a manifest's own problems are said: the row and the field at fault.
+            outcome.error = str(
+                RowError(row_number=row.row_number, field="image", reason=str(error), id=row.id)
+            )
         if isinstance(error, BudgetRefusedError):
             outcome.action = "refused"
         if state.record is not None and isinstance(error, JobFailedError | RequestNotFoundError):

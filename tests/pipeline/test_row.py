@@ -189,3 +189,24 @@ async def test_a_video_gone_at_fal_is_recorded_so_the_next_run_submits_the_row(
         assert (action, third.status) == (Action.SUBMIT, "succeeded")
     assert emu.stats()["submissions"] == 2
     assert (tmp_path / "out" / "r1.mp4").exists()
+
+
+async def test_an_image_that_changed_before_its_submit_fails_its_row_naming_the_field(
+    make_emulator: Callable[..., Any], tmp_path: Path
+) -> None:
+    emu = make_emulator(runners=2, job_seconds=0.1, fps=4)
+    image = tmp_path / "a.png"
+    image.write_bytes(png_bytes())
+    out = OutputLocation(str(tmp_path / "out"))
+    async with PikaClient(settings_for(emu)) as client:
+        planner = Planner(out, limits=ImageLimits(allow_private_addresses=True))
+        plan = await planner.plan(row(1, image=str(image)))
+        assert isinstance(plan, RowPlan)
+        plan.check.drop_data()  # read again at the submit, as a row planned long before is
+        image.write_bytes(png_bytes(color=(10, 200, 40)))
+        ctx = RowContext(out=out, steps=ClientSteps(client, max_concurrency=1), prices=PriceTable())
+        outcome = await run_row(plan, ctx)
+    assert outcome.status == "failed" and outcome.error is not None
+    assert outcome.error.startswith("row 1, field 'image': ")
+    assert "changed since it was inspected" in outcome.error
+    assert emu.stats()["submissions"] == 0
