@@ -26,6 +26,7 @@ Every error is a :class:`PikaError`; catch that to catch them all::
     ├── ManifestError                the manifest cannot be read at all
     ├── BudgetExceededError          one row's price would take the spend past the cap
     ├── BudgetRefusedError           the whole run's certain price is over the cap
+    ├── ClaimLostError               another run took a row over before this one paid
     └── ReportError                  a run report cannot be read
 
 Every :class:`FalHTTPError` names the request it concerns in ``request_id``:
@@ -66,6 +67,7 @@ __all__ = [
     "AuthenticationError",
     "BudgetExceededError",
     "BudgetRefusedError",
+    "ClaimLostError",
     "DownloadTimeoutError",
     "FalHTTPError",
     "FalValidationError",
@@ -323,6 +325,19 @@ class BudgetRefusedError(PikaError):
     Example:
         >>> str(BudgetRefusedError("not started: 5 rows cost $1.00"))
         'not started: 5 rows cost $1.00'
+    """
+
+
+class ClaimLostError(PikaError):
+    """Another run took the row's claim over before this run submitted it.
+
+    A claim goes stale when its lease is not renewed in time (a stalled
+    process, a store refusing writes).  The run that took it over makes the
+    row; this one does not submit it.
+
+    Example:
+        >>> str(ClaimLostError("a: taken over by flow run 'two'"))
+        "a: taken over by flow run 'two'"
     """
 
 

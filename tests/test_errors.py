@@ -15,6 +15,7 @@ from pika_tasks.errors import (
     AuthenticationError,
     BudgetExceededError,
     BudgetRefusedError,
+    ClaimLostError,
     DownloadTimeoutError,
     FalHTTPError,
     FalValidationError,
@@ -60,6 +61,7 @@ EXAMPLES: list[tuple[PikaError, bool]] = [
     (ManifestError("no image column"), False),
     (BudgetExceededError("row-1", 0.2, 0.9, 1.0), False),
     (BudgetRefusedError("not started: 5 rows cost $1.00"), False),
+    (ClaimLostError("a: taken over by flow run 'two'"), False),
     (ReportError("cannot read the run report"), False),
 ]
 

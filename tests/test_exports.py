@@ -55,6 +55,7 @@ PUBLIC_NAMES: dict[str, list[str]] = {
         "AuthenticationError",
         "BudgetExceededError",
         "BudgetRefusedError",
+        "ClaimLostError",
         "DownloadTimeoutError",
         "FalHTTPError",
         "FalValidationError",

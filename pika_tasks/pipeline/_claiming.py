@@ -32,6 +32,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from pika_tasks.claims import Claim, ClaimBook, Holder
+from pika_tasks.errors import ClaimLostError
 
 __all__ = ["HeldElsewhere", "RowClaims"]
 
@@ -108,6 +109,25 @@ class RowClaims:
                 claim = await asyncio.to_thread(self.book.renew, claim)
             except OSError as error:  # the next renewal may get through before the lease ends
                 self.logger.warning("%s: could not renew its claim: %s", claim.row_id, error)
+
+    async def confirm(self, claim: Claim) -> None:
+        """Make sure ``claim`` is still the row's newest: checked just before a paid submit.
+
+        A lease that lapsed while the row waited (for fal's slot, for the budget check)
+        lets another run take the row over; that run decides from the record, which
+        does not say "submitting" yet, so only this check keeps both from paying.
+
+        Raises:
+            ClaimLostError: another run holds the row now.
+        """
+        current = await asyncio.to_thread(self.book.current, claim.row_id)
+        if current is not None and current.generation == claim.generation:
+            return
+        holder = current.holder.describe() if current is not None else "another run"
+        raise ClaimLostError(
+            f"{claim.row_id}: not submitted by this run: its claim lapsed and {holder} "
+            "took the row over"
+        )
 
     @contextlib.asynccontextmanager
     async def hold(self, row_id: str) -> AsyncIterator[Claim | HeldElsewhere]:

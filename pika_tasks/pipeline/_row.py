@@ -24,10 +24,12 @@ import time
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any, Protocol
 
 from pika_tasks.budget import Budget, BudgetRefusedError
 from pika_tasks.errors import (
+    ClaimLostError,
     ImageError,
     JobFailedError,
     PikaError,
@@ -238,11 +240,16 @@ async def _fetch(
 
 @dataclass
 class _Row:
-    """A row on its way: its latest record and its report line."""
+    """A row on its way: its latest record and its report line.
+
+    ``confirm`` (with claims) raises :class:`ClaimLostError` when another run has
+    taken the row over; it is awaited just before the row is paid for.
+    """
 
     plan: RowPlan
     outcome: RowOutcome
     record: RowRecord | None = None
+    confirm: Callable[[], Awaitable[None]] | None = None
 
 
 async def _at_fal(
@@ -264,6 +271,8 @@ async def _at_fal(
                 ctx.logger.warning("%s: %s; submitting again", plan.row.id, error)
                 row.outcome.action = "resubmit-expired"
         await _budget_ready(ctx)
+        if row.confirm is not None:
+            await row.confirm()  # the waits above can outlast a claim's lease
         price = ctx.prices.cost(plan.row.resolution, plan.row.duration)
         # Reserved before the submit, so concurrent rows never pass the cap together;
         # kept when the answer was lost, since fal may have queued (and billed) the job.
@@ -334,15 +343,20 @@ async def run_row(plan: RowPlan, ctx: RowContext) -> RowOutcome:
         if current.action in (Action.SKIP, Action.UNKNOWN):
             plan.check.drop_data()
             return _settled(current, outcome)
-        return await _generate(current, ctx, outcome, started)
+        return await _generate(
+            current, ctx, outcome, started, confirm=partial(ctx.claims.confirm, claim)
+        )
 
 
 async def _generate(
-    plan: RowPlan, ctx: RowContext, outcome: RowOutcome, started: float
+    plan: RowPlan,
+    ctx: RowContext,
+    outcome: RowOutcome,
+    started: float,
+    confirm: Callable[[], Awaitable[None]] | None = None,
 ) -> RowOutcome:
     """Submit (or re-attach), wait and fetch; the outcome, failures included."""
-    row = plan.row
-    state = _Row(plan, outcome, plan.record)
+    state = _Row(plan, outcome, plan.record, confirm)
     try:
         status, output, waited = await _at_fal(state, ctx)
         assert state.record is not None
@@ -352,24 +366,40 @@ async def _generate(
         outcome.status = "succeeded"
         outcome.output = state.record.output
     except PikaError as error:
-        outcome.error = str(error)
-        if isinstance(error, ImageError):
-            # As a manifest's own problems are said: the row and the field at fault.
-            outcome.error = str(
-                RowError(row_number=row.row_number, field="image", reason=str(error), id=row.id)
-            )
-        if isinstance(error, BudgetRefusedError):
-            outcome.action = "refused"
-        if state.record is not None and isinstance(error, JobFailedError | RequestNotFoundError):
-            if isinstance(error, RequestNotFoundError):
-                # The output is gone at fal (a re-attached wait would have submitted
-                # again): left 'submitted', every later run would fetch the same 404.
-                outcome.error += "; fal no longer has the video: the next run submits the row again"
-            failed = state.record.model_copy(update={"state": "failed", "error": outcome.error})
-            await _save(ctx, failed)
-        ctx.logger.error("%s (row %d) failed: %s", row.id, row.row_number, error)
+        await _stopped(error, state, ctx)
     finally:
         plan.check.drop_data()  # the image's bytes are not needed past the submit
+    return _ended(outcome, state, started)
+
+
+async def _stopped(error: PikaError, state: _Row, ctx: RowContext) -> None:
+    """Say why the row stopped: in its outcome and, where a later run must know, its record."""
+    row, outcome = state.plan.row, state.outcome
+    outcome.error = str(error)
+    if isinstance(error, ClaimLostError):
+        # Another run makes the row: as when it held the claim all along.
+        outcome.status, outcome.action = "skipped", "held"
+        ctx.logger.warning("%s", error)
+        return
+    if isinstance(error, ImageError):
+        # As a manifest's own problems are said: the row and the field at fault.
+        outcome.error = str(
+            RowError(row_number=row.row_number, field="image", reason=str(error), id=row.id)
+        )
+    if isinstance(error, BudgetRefusedError):
+        outcome.action = "refused"
+    if state.record is not None and isinstance(error, JobFailedError | RequestNotFoundError):
+        if isinstance(error, RequestNotFoundError):
+            # The output is gone at fal (a re-attached wait would have submitted
+            # again): left 'submitted', every later run would fetch the same 404.
+            outcome.error += "; fal no longer has the video: the next run submits the row again"
+        failed = state.record.model_copy(update={"state": "failed", "error": outcome.error})
+        await _save(ctx, failed)
+    ctx.logger.error("%s (row %d) failed: %s", row.id, row.row_number, error)
+
+
+def _ended(outcome: RowOutcome, state: _Row, started: float) -> RowOutcome:
+    """The outcome with the row's request and time filled in."""
     record = state.record
     outcome.request_id = record.request.request_id if record and record.request else None
     outcome.seconds = round(time.monotonic() - started, 3)

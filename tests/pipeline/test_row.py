@@ -16,10 +16,19 @@ from pipeline_support import row
 from support import CountingMemoryFileSystem, png_bytes, probe_video, settings_for
 
 from pika_tasks.budget import Budget
+from pika_tasks.claims import ClaimBook, Holder
 from pika_tasks.client import PikaClient
 from pika_tasks.images import ImageLimits
 from pika_tasks.models import DownloadedFile, ImageToVideoOutput, RequestHandle
-from pika_tasks.pipeline import Action, ClientSteps, Planner, RowContext, RowPlan, run_row
+from pika_tasks.pipeline import (
+    Action,
+    ClientSteps,
+    Planner,
+    RowClaims,
+    RowContext,
+    RowPlan,
+    run_row,
+)
 from pika_tasks.pricing import PriceTable
 from pika_tasks.records import OutputLocation, RowRecord
 from pika_tasks.settings import PikaSettings
@@ -210,3 +219,49 @@ async def test_an_image_that_changed_before_its_submit_fails_its_row_naming_the_
     assert outcome.error.startswith("row 1, field 'image': ")
     assert "changed since it was inspected" in outcome.error
     assert emu.stats()["submissions"] == 0
+
+
+class LeaseLapsesInTheSlotWait(ClientSteps):
+    """fal's slot takes so long to come that the row's lease lapses meanwhile, and another
+    run takes the row over (a stalled process, a store refusing the renewals)."""
+
+    def __init__(self, client: PikaClient, book: ClaimBook) -> None:
+        super().__init__(client, max_concurrency=1)
+        self.book = book
+
+    @asynccontextmanager
+    async def _lapsing(self) -> AsyncIterator[None]:
+        stale = self.book.current("r1")
+        assert stale is not None
+        assert self.book.take("r1", Holder(flow_run_id="two"), over=stale) is not None
+        async with super().slot():
+            yield
+
+    def slot(self) -> Any:
+        return self._lapsing()
+
+
+async def test_a_row_whose_claim_lapsed_while_it_waited_is_not_paid_for_by_this_run(
+    make_emulator: Callable[..., Any], tmp_path: Path
+) -> None:
+    emu = make_emulator(runners=2, job_seconds=0.1, fps=4)
+    (tmp_path / "a.png").write_bytes(png_bytes())
+    out = OutputLocation(str(tmp_path / "out"))
+    book = ClaimBook(out)
+    async with PikaClient(settings_for(emu)) as client:
+        planner = Planner(out, limits=ImageLimits(allow_private_addresses=True))
+        plan = await planner.plan(row(1, image=str(tmp_path / "a.png")))
+        assert isinstance(plan, RowPlan)
+        ctx = RowContext(
+            out=out,
+            steps=LeaseLapsesInTheSlotWait(client, book),
+            prices=PriceTable(),
+            claims=RowClaims(book, Holder(flow_run_id="one")),
+        )
+        outcome = await run_row(plan, ctx)
+    assert (outcome.status, outcome.action) == ("skipped", "held")
+    assert outcome.error is not None and "its claim lapsed" in outcome.error
+    assert emu.stats()["submissions"] == 0
+    assert out.load("r1") is None, "no intent was written for a row this run gave up"
+    current = book.current("r1")
+    assert current is not None and current.holder.flow_run_id == "two"
