@@ -25,6 +25,7 @@ from prefect.logging import get_logger
 from pika_tasks.client import PikaClient
 from pika_tasks.credentials import FalCredentials
 from pika_tasks.errors import PikaError
+from pika_tasks.models import RequestHandle
 from pika_tasks.pipeline import Location, ReportWriter, RowOutcome
 from pika_tasks.records import OutputLocation, RowRecord
 from pika_tasks.settings import PikaSettings
@@ -83,10 +84,11 @@ _PAID_FOR = (
 
 
 def _still_ours(current: RowRecord | None, listed: RowRecord) -> bool:
-    """Whether the row is still as this run left it: another run may have taken it over."""
+    """Whether the row is still this run's, with the same request: another run may have
+    taken it over.  ``cancelled`` is still ours: Prefect may run the hook twice."""
     return (
         current is not None
-        and current.state == "submitted"
+        and current.state in ("submitted", "cancelled")
         and current.flow_run_id == listed.flow_run_id
         and current.request is not None
         and listed.request is not None
@@ -94,25 +96,44 @@ def _still_ours(current: RowRecord | None, listed: RowRecord) -> bool:
     )
 
 
+async def _video_to_fetch(client: PikaClient, handle: RequestHandle) -> bool:
+    """Whether a job fal calls completed made a video (paid for); when fal cannot say,
+    True: re-attaching to a failed job costs nothing, submitting a done one again does."""
+    try:
+        return not (await client.status(handle)).failed
+    except PikaError:
+        return True
+
+
 async def _cancel_row(
     client: PikaClient, out: OutputLocation, listed: RowRecord, ending: str
 ) -> RowRecord | None:
     """Cancel one row's request at fal; the row's record as left, None if it is not ours now."""
     assert listed.request is not None
-    if not _still_ours(await asyncio.to_thread(out.load, listed.id), listed):
+    current = await asyncio.to_thread(out.load, listed.id)
+    if not _still_ours(current, listed):
         return None  # cancelling would stop the request another run now waits on
+    assert current is not None
+    if current.state == "cancelled":
+        return current  # this hook ran already (Prefect may call it twice)
     answer = None
     try:
         answer = await client.cancel(listed.request)
     except PikaError as error:  # best effort: the row is recorded cancelled either way
         logger.warning("%s: could not cancel request: %s", listed.id, error)
-    if answer is not None and answer.status == "ALREADY_COMPLETED":
+    if (
+        answer is not None
+        and answer.status == "ALREADY_COMPLETED"
+        and await _video_to_fetch(client, listed.request)
+    ):
         # Recorded 'cancelled', the next run would submit (and pay for) the row again.
         return listed.model_copy(update={"state": "cancelled", "error": _PAID_FOR})
     current = await asyncio.to_thread(out.load, listed.id)
     if not _still_ours(current, listed):
         return None  # taken over while the cancel was in flight
     assert current is not None
+    if current.state == "cancelled":
+        return current
     cancelled = current.model_copy(update={"state": "cancelled", "error": f"flow run {ending}"})
     await asyncio.to_thread(out.save, cancelled)
     return cancelled

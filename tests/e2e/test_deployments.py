@@ -115,16 +115,23 @@ def test_cancelling_a_run_cancels_its_remote_requests(
     stack.cli("flow-run", "cancel", run_id)
     assert wait_for_state(stack, run_id, limit=120) == "CANCELLED"
 
+    def recorded_cancelled() -> bool:
+        records = [location.load(row_id) for row_id in submitted]
+        return {r.state for r in records if r} == {"cancelled"}
+
+    # The hook cancels each request at fal, then records its row; its report comes last.
     try:
         wait_until(
-            lambda: emu.stats()["cancellations"] >= LIMIT,
-            "cancel calls at the emulator",
+            lambda: (
+                emu.stats()["cancellations"] >= LIMIT
+                and recorded_cancelled()
+                and report_urls(str(out))
+            ),
+            "cancel calls at the emulator, the rows recorded cancelled and the report",
             timeout=30,
         )
     except AssertionError:
         raise AssertionError(f"{emu.stats()}\n{stack.tail(200)}") from None
-    records = {row_id: location.load(row_id) for row_id in submitted}
-    assert {r.state for r in records.values() if r} == {"cancelled"}
     report = report_urls(str(out))[-1]
     lines = [json.loads(line) for line in Path(report).read_text().splitlines()]
     assert {line["id"]: line["status"] for line in lines} == dict.fromkeys(submitted, "cancelled")

@@ -53,7 +53,10 @@ async def test_a_job_fal_finished_stays_to_fetch_and_another_runs_record_is_left
 
     - a job fal already finished (the cancel answers ALREADY_COMPLETED) is paid for: its
       record stays ``submitted``, so the next run fetches its video instead of paying again;
-    - a row another run took over meanwhile keeps that run's record.
+    - a job an earlier cancel already stopped (ALREADY_COMPLETED too, but with an error:
+      no video) is recorded cancelled, to be submitted again;
+    - a row another run took over meanwhile keeps that run's record;
+    - run twice (Prefect may), the hook cancels nothing more and reports the same.
     """
     emu = make_emulator(runners=1, job_seconds=0.1, fps=4)
     point_at(emu, monkeypatch)
@@ -69,6 +72,9 @@ async def test_a_job_fal_finished_stays_to_fetch_and_another_runs_record_is_left
         await client.wait(done)
         emu.pause()  # the rest stay queued
         queued, taken = await client.submit(arguments), await client.submit(arguments)
+        cut_short = await client.submit(arguments)
+        # Cancelled by a hook that died before it could record it.
+        assert (await client.cancel(cut_short)).status == "CANCELLATION_REQUESTED"
 
     def submitted(row_id: str, handle: RequestHandle, run_id: str) -> RowRecord:
         return RowRecord(
@@ -80,7 +86,8 @@ async def test_a_job_fal_finished_stays_to_fetch_and_another_runs_record_is_left
             row={"row_number": 1},
         )
 
-    for row_id, handle in (("done", done), ("queued", queued), ("taken", taken)):
+    rows = {"done": done, "queued": queued, "taken": taken, "cut_short": cut_short}
+    for row_id, handle in rows.items():
         out.save(submitted(row_id, handle, str(run.id)))
 
     # Another run takes "taken" over while the hook is at work: its record is the one kept.
@@ -94,18 +101,24 @@ async def test_a_job_fal_finished_stays_to_fetch_and_another_runs_record_is_left
 
     monkeypatch.setattr(PikaClient, "cancel", cancel_while_another_run_takes_over)
 
-    await cancel_remote_requests(image_to_video_batch, run, Cancelled())
+    for _ in range(2):
+        await cancel_remote_requests(image_to_video_batch, run, Cancelled())
 
-    states = {row_id: out.load(row_id) for row_id in ("done", "queued", "taken")}
-    assert {k: r.state for k, r in states.items() if r} == {
-        "done": "submitted",
-        "queued": "cancelled",
-        "taken": "succeeded",
-    }
-    assert states["taken"] is not None and states["taken"].flow_run_id == "another-run"
-    assert emu.stats()["cancellations"] == 1  # "queued" only: "taken" is no longer this run's
-    report = report_lines(tmp_path / "out")
-    by_id = {line["id"]: line for line in report}
-    assert by_id["queued"]["status"] == "cancelled"
-    assert "fetches its video" in by_id["done"]["error"]
-    assert "taken" not in by_id
+        states = {row_id: out.load(row_id) for row_id in rows}
+        assert {k: r.state for k, r in states.items() if r} == {
+            "done": "submitted",
+            "queued": "cancelled",
+            "taken": "succeeded",
+            "cut_short": "cancelled",
+        }
+        assert states["taken"] is not None and states["taken"].flow_run_id == "another-run"
+        # "cut_short" before the hook, then "queued": "taken" is no longer this run's.
+        assert emu.stats()["cancellations"] == 2
+        by_id = {line["id"]: line for line in report_lines(tmp_path / "out")}
+        assert {k: line["status"] for k, line in by_id.items()} == {
+            "done": "cancelled",
+            "queued": "cancelled",
+            "cut_short": "cancelled",
+        }
+        assert "fetches its video" in by_id["done"]["error"]
+        assert by_id["cut_short"]["error"] == "flow run cancelled"
