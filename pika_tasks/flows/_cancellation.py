@@ -4,8 +4,10 @@ Cancelling a flow run (UI, ``prefect flow-run cancel``) stops the process, but
 the jobs it queued at fal would go on and be billed.  The hook here, set as the
 batch flow's ``on_cancellation`` and ``on_crashed`` hook, cancels (best effort)
 every request this run submitted that has not finished, records those rows as
-``cancelled`` at the output location, and writes the run's report, so a later
-run of the same manifest submits them again.  A job fal had already finished
+``cancelled`` at the output location, and writes the run's report.  A later
+run of the same manifest looks at each cancelled request first: it fetches a
+video fal made anyway (a running job is only signalled) and submits the rest
+again.  A job fal had already finished
 is paid for: its row stays ``submitted``, and the next run fetches its video.
 A row another run has taken over since is left to that run.
 

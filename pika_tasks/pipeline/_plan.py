@@ -48,8 +48,8 @@ class Action(StrEnum):
     """What a run does with a row, decided from its record."""
 
     SKIP = "skip"  # done for these inputs: nothing to pay
-    REATTACH = "reattach"  # submitted earlier: wait for and fetch that request
-    SUBMIT = "submit"  # never reached the queue, failed, cancelled or inputs changed
+    REATTACH = "reattach"  # submitted earlier (or cancelled): wait for and fetch that request
+    SUBMIT = "submit"  # never reached the queue, failed or inputs changed
     UNKNOWN = "unknown"  # a submit may have reached fal; its answer was never recorded
 
 
@@ -74,7 +74,8 @@ def decide(
         return Action.SUBMIT if resubmit_unknown else Action.UNKNOWN
     if record.state == "succeeded" and video_exists:
         return Action.SKIP
-    if record.request is not None and record.state in ("submitted", "succeeded"):
+    # A cancelled run's request too: fal may have finished (and billed) it anyway.
+    if record.request is not None and record.state in ("submitted", "succeeded", "cancelled"):
         return Action.REATTACH
     return Action.SUBMIT
 

@@ -267,9 +267,14 @@ async def _at_fal(
             try:
                 status, output = await _wait(row.record, ctx)
                 return status, output, time.monotonic() - started
-            except RequestNotFoundError as error:
+            except (RequestNotFoundError, JobFailedError) as error:
+                # A cancelled run's request is waited on first: a running job that was
+                # only signalled may have finished (and been billed) anyway.
+                cancelled = row.record.state == "cancelled"
+                if isinstance(error, JobFailedError) and not cancelled:
+                    raise
                 ctx.logger.warning("%s: %s; submitting again", plan.row.id, error)
-                row.outcome.action = "resubmit-expired"
+                row.outcome.action = "resubmit-cancelled" if cancelled else "resubmit-expired"
         await _budget_ready(ctx)
         if row.confirm is not None:
             await row.confirm()  # the waits above can outlast a claim's lease

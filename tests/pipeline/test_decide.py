@@ -35,7 +35,7 @@ def test_a_changed_row_is_submitted_whatever_its_record_says(state: str) -> None
         ("submitted", False, Action.REATTACH),  # at fal: wait for it and fetch
         ("submitted", True, Action.REATTACH),  # a file is there, but the row never finished
         ("failed", False, Action.SUBMIT),
-        ("cancelled", False, Action.SUBMIT),
+        ("cancelled", False, Action.REATTACH),  # fal may have finished it anyway: look first
         ("submitting", False, Action.UNKNOWN),  # may be at fal: never paid twice by default
     ],
 )
@@ -45,7 +45,7 @@ def test_the_decision_for_each_recorded_state(
     assert decide(record(state), "f", video_exists=video_exists) is expected
 
 
-@pytest.mark.parametrize("state", ["submitted", "succeeded"])
+@pytest.mark.parametrize("state", ["submitted", "succeeded", "cancelled"])
 def test_a_record_without_its_request_cannot_be_reattached(state: str) -> None:
     assert decide(record(state, request=None), "f", video_exists=False) is Action.SUBMIT
 

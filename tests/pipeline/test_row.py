@@ -4,6 +4,7 @@ record; fal's slot is given back before the download, and the image is read once
 from __future__ import annotations
 
 import asyncio
+import base64
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -19,7 +20,12 @@ from pika_tasks.budget import Budget
 from pika_tasks.claims import ClaimBook, Holder
 from pika_tasks.client import PikaClient
 from pika_tasks.images import ImageLimits
-from pika_tasks.models import DownloadedFile, ImageToVideoOutput, RequestHandle
+from pika_tasks.models import (
+    DownloadedFile,
+    ImageToVideoInput,
+    ImageToVideoOutput,
+    RequestHandle,
+)
 from pika_tasks.pipeline import (
     Action,
     ClientSteps,
@@ -265,3 +271,47 @@ async def test_a_row_whose_claim_lapsed_while_it_waited_is_not_paid_for_by_this_
     assert out.load("r1") is None, "no intent was written for a row this run gave up"
     current = book.current("r1")
     assert current is not None and current.holder.flow_run_id == "two"
+
+
+async def test_rows_a_cancelled_run_left_are_fetched_if_fal_finished_them_else_submitted(
+    make_emulator: Callable[..., Any], tmp_path: Path
+) -> None:
+    """A cancel only signals a running job, and a hook whose cancel call failed records the
+    row cancelled all the same: the next run looks at the request before paying again."""
+    emu = make_emulator(runners=2, job_seconds=0.1, fps=4)
+    (tmp_path / "a.png").write_bytes(png_bytes())
+    out = OutputLocation(str(tmp_path / "out"))
+    async with PikaClient(settings_for(emu)) as client:
+        planner = Planner(out, limits=ImageLimits(allow_private_addresses=True))
+        ctx = RowContext(out=out, steps=ClientSteps(client, max_concurrency=2), prices=PriceTable())
+        plans = [await planner.plan(row(n, image=str(tmp_path / "a.png"))) for n in (1, 2)]
+        assert all(isinstance(plan, RowPlan) for plan in plans)
+        image = "data:image/png;base64," + base64.b64encode(png_bytes()).decode()
+        arguments = ImageToVideoInput(image_url=image, prompt="zoom in")
+        finished_anyway = await client.submit(arguments)
+        await client.wait(finished_anyway)
+        emu.pause()
+        stopped = await client.submit(arguments)
+        assert (await client.cancel(stopped)).status == "CANCELLATION_REQUESTED"
+        emu.resume()
+        for plan, handle in zip(plans, (finished_anyway, stopped), strict=True):
+            assert isinstance(plan, RowPlan)
+            out.save(
+                RowRecord(
+                    id=plan.row.id,
+                    state="cancelled",
+                    fingerprint=plan.fingerprint,
+                    request=handle,
+                    error="flow run cancelled",
+                )
+            )
+
+        replanned = [await planner.plan(row(n, image=str(tmp_path / "a.png"))) for n in (1, 2)]
+        outcomes = [await run_row(plan, ctx) for plan in replanned if isinstance(plan, RowPlan)]
+    assert [(o.status, o.action) for o in outcomes] == [
+        ("succeeded", Action.REATTACH),
+        ("succeeded", "resubmit-cancelled"),
+    ]
+    assert outcomes[0].request_id == finished_anyway.request_id and outcomes[0].cost_usd == 0.0
+    assert outcomes[1].request_id != stopped.request_id and outcomes[1].cost_usd == 0.2
+    assert emu.stats()["submissions"] == 3  # the two before, and the stopped row once more
