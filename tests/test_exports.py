@@ -260,7 +260,9 @@ PUBLIC_NAMES: dict[str, list[str]] = {
     ],
     "pika_tasks.flows.inbox": [
         "PROCESSED_FOLDER",
+        "known_manifests",
         "manifest_stem",
+        "output_folder",
         "pending_manifests",
         "process_inbox",
     ],

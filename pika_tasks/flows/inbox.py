@@ -2,7 +2,10 @@
 
 Every manifest directly in ``inbox`` (CSV, TSV, JSON Lines, JSON, Parquet,
 optionally compressed) that has no marker under ``{inbox}/_processed/`` is
-run through the batch flow into ``{output}/{manifest name}/``; then a marker
+run through the batch flow into ``{output}/{stem}/``, its name without the
+format and compression suffixes (its whole name when another manifest of the
+inbox, waiting or processed, has the same stem: two manifests never share a
+folder, where their rows would overwrite each other's videos); then a marker
 ``{inbox}/_processed/{manifest name}.json`` records when and how it ended.
 Delete a marker to process that manifest again (finished rows are skipped,
 so nothing is paid twice).
@@ -21,6 +24,7 @@ from __future__ import annotations
 import json
 import posixpath
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -30,32 +34,66 @@ from pika_tasks.pipeline import BatchLimits, BatchResult, Location
 from pika_tasks.records import utc_now
 from pika_tasks.storage import exists, filesystem, join, write_text_atomic
 
-__all__ = ["PROCESSED_FOLDER", "manifest_stem", "pending_manifests", "process_inbox"]
+__all__ = [
+    "PROCESSED_FOLDER",
+    "known_manifests",
+    "manifest_stem",
+    "output_folder",
+    "pending_manifests",
+    "process_inbox",
+]
 
 PROCESSED_FOLDER = "_processed"
-MANIFEST_NAME = re.compile(
-    r"^[^._][^/]*\.(csv|tsv|jsonl|ndjson|json|parquet)(\.(gz|bz2|xz|zst))?$", re.IGNORECASE
-)
+_SUFFIX = r"\.(csv|tsv|jsonl|ndjson|json|parquet)(\.(gz|bz2|xz|zst))?"
+MANIFEST_NAME = re.compile(rf"^[^._][^/]*{_SUFFIX}$", re.IGNORECASE)
+_MANIFEST_SUFFIX = re.compile(rf"{_SUFFIX}$", re.IGNORECASE)
 
 
 def manifest_stem(name: str) -> str:
     """The manifest's name without its format and compression suffixes.
 
-    >>> manifest_stem("2026-11-24 shoot.csv.gz")
-    '2026-11-24 shoot'
+    >>> manifest_stem("2026-11-24 shoot.csv.gz"), manifest_stem("2026.11.24.csv")
+    ('2026-11-24 shoot', '2026.11.24')
     """
-    return MANIFEST_NAME.sub("", name) or name.split(".", 1)[0]
+    return _MANIFEST_SUFFIX.sub("", name) or name
+
+
+def output_folder(name: str, known: Iterable[str]) -> str:
+    """The folder under the output for manifest ``name``: its stem, unless another
+    manifest the inbox knows (waiting, or processed before) has the same stem; then
+    its whole name, so two manifests never write their rows over each other's.
+
+    >>> output_folder("shoot.csv", ["shoot.csv", "day-2.csv"])
+    'shoot'
+    >>> output_folder("shoot.json", ["shoot.csv", "shoot.json"])
+    'shoot.json'
+    """
+    stem = manifest_stem(name)
+    shared = any(other != name and manifest_stem(other) == stem for other in known)
+    return name if shared else stem
+
+
+def _listed(fs: Any, path: str) -> list[str]:
+    if not fs.exists(path):
+        return []
+    return sorted(posixpath.basename(p.rstrip("/")) for p in fs.ls(path, detail=False))
+
+
+def known_manifests(inbox: str, storage_options: dict[str, Any] | None = None) -> set[str]:
+    """Names of the manifests in ``inbox`` and of those processed before (their markers
+    stay when the manifests are removed)."""
+    fs, path = filesystem(inbox, storage_options)
+    markers = _listed(fs, posixpath.join(path, PROCESSED_FOLDER))
+    names = [n for n in _listed(fs, path) if MANIFEST_NAME.match(n)]
+    return {*names, *(m.removesuffix(".json") for m in markers if m.endswith(".json"))}
 
 
 def pending_manifests(inbox: str, storage_options: dict[str, Any] | None = None) -> list[str]:
     """URLs of the manifests in ``inbox`` that have no processed marker, by name."""
     fs, path = filesystem(inbox, storage_options)
-    if not fs.exists(path):
-        return []
-    names = sorted(posixpath.basename(p.rstrip("/")) for p in fs.ls(path, detail=False))
     return [
         join(inbox, name)
-        for name in names
+        for name in _listed(fs, path)
         if MANIFEST_NAME.match(name)
         and not exists(join(inbox, PROCESSED_FOLDER, f"{name}.json"), storage_options)
     ]
@@ -88,10 +126,13 @@ async def process_inbox(
     logger = get_run_logger()
     source, target = Location.of(inbox), Location.of(output)
     manifests = pending_manifests(source.url, source.storage_options)
+    known = known_manifests(source.url, source.storage_options)
     logger.info("%d new manifests in %s", len(manifests), source.url)
     for manifest in manifests:
         name = posixpath.basename(manifest)
-        destination = target.model_copy(update={"url": join(target.url, manifest_stem(name))})
+        destination = target.model_copy(
+            update={"url": join(target.url, output_folder(name, known))}
+        )
         state = await image_to_video_batch(
             source.model_copy(update={"url": manifest}),
             destination,
