@@ -31,7 +31,7 @@ from pydantic import BaseModel, Field, computed_field
 from pika_tasks.budget import total_usd
 from pika_tasks.errors import PikaError
 from pika_tasks.images import ImageLimits, ImageSource, deliver_image
-from pika_tasks.manifest import ManifestRow, RowDefaults, RowError, iter_manifest
+from pika_tasks.manifest import ManifestError, ManifestRow, RowDefaults, RowError, iter_manifest
 from pika_tasks.models import Duration, Resolution
 from pika_tasks.pipeline import Action, Planner, RowOutcome, RowPlan, started, stream_rows
 from pika_tasks.pricing import PriceTable
@@ -224,7 +224,7 @@ async def estimate_batch(
         The :class:`CostEstimate`.
 
     Raises:
-        ManifestError: the manifest cannot be read at all.
+        ManifestError: the manifest cannot be read at all, or breaks after its first rows.
 
     Example:
         Skipped as a doctest: it needs a manifest and its images on disk.
@@ -282,11 +282,18 @@ async def estimate_batch(
                 InvalidRow(row_number=outcome.row_number, id=outcome.id, error=outcome.error or "")
             )
 
+    broken: list[ManifestError] = []
+
     def counted(items: Iterator[ManifestRow | RowError]) -> Iterator[ManifestRow | RowError]:
         nonlocal rows
-        for item in items:
-            rows += 1
-            yield item
+        try:
+            for item in items:
+                rows += 1
+                yield item
+        except ManifestError as error:
+            # Kept and raised once the rows read are done: raised from inside the
+            # stream, it would come out wrapped in an ExceptionGroup.
+            broken.append(error)
 
     await stream_rows(
         counted(items),
@@ -296,6 +303,8 @@ async def estimate_batch(
         workers=max(1, max_concurrency),
         lookahead=max(1, max_concurrency),
     )
+    if broken:
+        raise broken[0]
     kinds = sorted({(resolution, duration) for resolution, duration, _ in counts})
     lines = [
         CostLine(

@@ -78,3 +78,18 @@ def test_estimate_lists_invalid_rows_and_uses_configured_prices(tmp_path: Path) 
     assert "Invalid rows" in done.stdout
     assert "missing.png: not found" in done.stdout
     assert "row 5, field 'prompt'" in done.stdout
+
+
+def test_a_manifest_that_breaks_after_its_first_rows_is_a_clear_usage_error(
+    tmp_path: Path,
+) -> None:
+    """A JSON array cut short after its first item: said in one line, exit 2, no traceback."""
+    write_manifest(tmp_path, ROWS[:1], header=HEADER)  # writes the images beside it
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(
+        '[{"id": "a", "image": "images/0.png", "prompt": "zoom in"},\n {"id": "b", "image": '
+    )
+    done = pika("estimate", str(manifest), env=process_env())
+    assert done.returncode == 2, explain(done)
+    assert "Traceback" not in done.stderr and "ExceptionGroup" not in done.stderr
+    assert "manifest.json" in done.stderr
