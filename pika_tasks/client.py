@@ -452,11 +452,16 @@ class PikaClient:
             ) from exc
         if response.is_success:
             return self._handle_from(response, route)
-        if response.status_code >= 500 and not is_fal_answer(response):
+        if response.status_code >= 500 and not has_error_type(response):
+            # Only fal's own infrastructure errors (an error_type) say the job was not
+            # queued.  A gateway's page, or a 5xx that names the request but not what
+            # failed (a front door that timed out waiting for the queue), may follow a
+            # job the queue took.
+            source = "fal's front door" if is_fal_answer(response) else "a gateway"
             raise SubmitOutcomeUnknownError(
-                f"the submit got HTTP {response.status_code} from a gateway, not from fal's "
-                f"queue ({route}): the request may have reached fal and queued the job. "
-                "Check fal's dashboard before submitting it again."
+                f"the submit got HTTP {response.status_code} from {source}, which does not "
+                f"say what failed ({route}): the request may have reached fal and queued the "
+                "job. Check fal's dashboard before submitting it again."
             ) from error_for(response, secret=self._secret)
         raise error_for(
             response,

@@ -165,6 +165,21 @@ async def test_gateway_error_without_fal_marker_is_not_resent(
     assert len(recorder.requests) == 1
 
 
+async def test_a_5xx_that_names_the_request_but_not_what_failed_is_not_resent(
+    mock_client: Callable[[Recorder], PikaClient],
+) -> None:
+    """A request id alone does not say fal refused the job: fal's front door names the
+    request it timed out on while the queue behind it may have queued the job."""
+    timed_out = httpx.Response(
+        504, text="upstream request timeout", headers={"x-fal-request-id": "front-door-1"}
+    )
+    recorder = Recorder([timed_out, queued()])
+    with expect(SubmitOutcomeUnknownError, match="does not say what failed") as info:
+        await mock_client(recorder).submit(ARGS)
+    assert isinstance(info.value.__cause__, ServerError)
+    assert len(recorder.requests) == 1
+
+
 async def test_fal_refusal_is_resent(mock_client: Callable[[Recorder], PikaClient]) -> None:
     refusal = httpx.Response(
         503,
