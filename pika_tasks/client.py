@@ -98,11 +98,13 @@ from pika_tasks._status_relay import StatusRelay
 from pika_tasks.errors import (
     FalHTTPError,
     JobFailedError,
+    PikaError,
     ResultExpiredError,
     ServerError,
     SubmitOutcomeUnknownError,
     TransportError,
     WaitTimeoutError,
+    is_transient,
 )
 from pika_tasks.models import (
     CancelResponse,
@@ -694,10 +696,19 @@ class PikaClient:
         # altogether when retries are switched off globally).
         delay = self._settings.poll_interval
         while True:
-            status = await self.status(handle, logs=logs)
-            await report(status)
-            if status.done:
-                return status
+            try:
+                status = await self.status(handle, logs=logs)
+            except PikaError as error:
+                if not is_transient(error):
+                    raise
+                # The job goes on at fal (and is billed) whatever our network does: an
+                # outage that outlasts status()'s own retries is waited out up to the
+                # wait's deadline, not turned into a failed row with a paid job behind it.
+                logger.debug("request %s: no status for now: %s", handle.request_id, error)
+            else:
+                await report(status)
+                if status.done:
+                    return status
             await asyncio.sleep(delay)
             delay = min(delay * 2, self._settings.max_poll_interval)
 

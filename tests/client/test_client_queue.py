@@ -11,6 +11,7 @@ import pytest
 from _client_support import ARGS, expect
 
 from pika_tasks.client import PikaClient
+from pika_tasks.emulator import FaultRule
 from pika_tasks.errors import WaitTimeoutError
 from pika_tasks.models import QueueStatus
 
@@ -96,6 +97,25 @@ async def test_wait_polls_when_the_stream_is_refused(emu_client: EmuClient) -> N
     # A stream that never delivered is not tried again: polling takes over.
     assert requests["status_stream"] == 1
     assert requests["status"] >= 1
+
+
+async def test_wait_polls_through_an_outage_longer_than_a_calls_retries(
+    emu_client: EmuClient,
+) -> None:
+    """The job goes on at fal (and is billed) while our network is down: a wait ends at
+    its deadline or the job's end, not when one status call has spent its retries."""
+    emu, client = emu_client(
+        job_seconds=0.3,
+        error_rate_5xx=1.0,
+        fault_routes={"status_stream"},
+        settings={"max_retries": 1},
+    )
+    handle = await client.submit(ARGS)
+    # Three status calls in a row fail, each after its one retry.
+    emu.inject(FaultRule(route="status", fault="runner_disconnected", times=6))
+    final = await client.wait(handle, timeout=60)
+    assert final.status == "COMPLETED"
+    assert requests_of(emu)["status"] >= 7
 
 
 async def test_wait_polls_when_the_stream_goes_silent(emu_client: EmuClient) -> None:
