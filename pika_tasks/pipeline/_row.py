@@ -326,8 +326,9 @@ async def run_row(plan: RowPlan, ctx: RowContext) -> RowOutcome:
 
     With claims (``ctx.claims``), the row is worked on only while this run
     holds its claim, and decided anew from its record once it does.  Never
-    raises for the row's own trouble (fal's errors, a refused budget): they
-    become its failed outcome, so one row never stops another.
+    raises for the row's own trouble once it is under way (fal's errors, a
+    refused budget, a store that fails a write): they become its failed
+    outcome, with what it paid, so one row never stops another.
     """
     row = plan.row
     started = time.monotonic()
@@ -370,16 +371,27 @@ async def _generate(
         await _save(ctx, state.record)
         outcome.status = "succeeded"
         outcome.output = state.record.output
-    except PikaError as error:
+    except Exception as error:
         await _stopped(error, state, ctx)
     finally:
         plan.check.drop_data()  # the image's bytes are not needed past the submit
     return _ended(outcome, state, started)
 
 
-async def _stopped(error: PikaError, state: _Row, ctx: RowContext) -> None:
-    """Say why the row stopped: in its outcome and, where a later run must know, its record."""
+async def _stopped(error: Exception, state: _Row, ctx: RowContext) -> None:
+    """Say why the row stopped: in its outcome and, where a later run must know, its record.
+
+    An error of ours names no cause beyond its text; any other (a store's, a bug) is
+    named by its type and logged with its traceback.  Either way the outcome keeps
+    what the row paid and its request, which the report and the spend count on.
+    """
     row, outcome = state.plan.row, state.outcome
+    if not isinstance(error, PikaError):
+        outcome.error = f"{type(error).__name__}: {error}"
+        ctx.logger.error(
+            "%s (row %d) failed: %s", row.id, row.row_number, outcome.error, exc_info=error
+        )
+        return
     outcome.error = str(error)
     if isinstance(error, ClaimLostError):
         # Another run makes the row: as when it held the claim all along.

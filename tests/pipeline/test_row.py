@@ -315,3 +315,31 @@ async def test_rows_a_cancelled_run_left_are_fetched_if_fal_finished_them_else_s
     assert outcomes[0].request_id == finished_anyway.request_id and outcomes[0].cost_usd == 0.0
     assert outcomes[1].request_id != stopped.request_id and outcomes[1].cost_usd == 0.2
     assert emu.stats()["submissions"] == 3  # the two before, and the stopped row once more
+
+
+class FailingFinalRecord(OutputLocation):
+    """An output location that cannot write a row's finished record (the store went away)."""
+
+    def save(self, record: RowRecord) -> None:
+        if record.state == "succeeded":
+            raise OSError("the bucket refused the write")
+        super().save(record)
+
+
+async def test_a_paid_row_that_cannot_record_its_end_reports_what_it_paid(
+    make_emulator: Callable[..., Any], tmp_path: Path
+) -> None:
+    emu = make_emulator(runners=2, job_seconds=0.1, fps=4)
+    (tmp_path / "a.png").write_bytes(png_bytes())
+    out = FailingFinalRecord(str(tmp_path / "out"))
+    async with PikaClient(settings_for(emu)) as client:
+        planner = Planner(out, limits=ImageLimits(allow_private_addresses=True))
+        plan = await planner.plan(row(1, image=str(tmp_path / "a.png")))
+        assert isinstance(plan, RowPlan)
+        ctx = RowContext(out=out, steps=ClientSteps(client, max_concurrency=1), prices=PriceTable())
+        outcome = await run_row(plan, ctx)
+    assert outcome.status == "failed"
+    assert outcome.error == "OSError: the bucket refused the write"
+    assert outcome.cost_usd == 0.2 and outcome.request_id is not None
+    record = out.load("r1")
+    assert record is not None and record.state == "submitted"  # the next run re-attaches
