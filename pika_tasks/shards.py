@@ -19,14 +19,62 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from pika_tasks.manifest import ManifestRow
-from pika_tasks.pipeline import RowOutcome, report_urls
+from pika_tasks.pipeline import RowOutcome, RunReport, report_urls
 from pika_tasks.storage import join, write_text_atomic
 
-__all__ = ["renumber", "reports_of_runs", "shard_line", "write_shards"]
+__all__ = [
+    "merged_run_name",
+    "renumber",
+    "reports_of_runs",
+    "shard_line",
+    "shard_run_name",
+    "whole_runs",
+    "write_shards",
+]
+
+_SHARD_RUN = re.compile(r"^(?P<parent>.+)-shard-\d{4,}$")
+
+
+def shard_run_name(parent: str, number: int) -> str:
+    """The run name of a scale-out run's shard ``number``.
+
+    >>> shard_run_name("brave-fox", 3)
+    'brave-fox-shard-0003'
+    """
+    return f"{parent}-shard-{number:04d}"
+
+
+def merged_run_name(parent: str) -> str:
+    """The name under which a scale-out run writes the merged report of its shards."""
+    return f"{parent}-merged"
+
+
+def whole_runs(reports: Sequence[RunReport]) -> list[RunReport]:
+    """The reports of whole runs: a scale-out's shard reports are left out where its
+    merged report (which holds all of their rows) is there, so no row or dollar is
+    counted twice.
+
+    >>> from pika_tasks.pipeline import RunReport
+    >>> names = ["20261202T100000.000Z-fox-shard-0000", "20261202T100001.000Z-fox-merged",
+    ...          "20261202T100002.000Z-owl-shard-0000", "20261202T100003.000Z-cat"]
+    >>> [r.flow_run_name for r in whole_runs([RunReport(name=n, url=n) for n in names])]
+    ['fox-merged', 'owl-shard-0000', 'cat']
+    """
+    merged = {
+        name.removesuffix(merged_run_name(""))
+        for name in (report.flow_run_name for report in reports)
+        if name.endswith(merged_run_name(""))
+    }
+    return [
+        report
+        for report in reports
+        if not ((shard := _SHARD_RUN.match(report.flow_run_name)) and shard["parent"] in merged)
+    ]
 
 
 def shard_line(row: ManifestRow) -> str:

@@ -304,9 +304,12 @@ PUBLIC_NAMES: dict[str, list[str]] = {
         "utc_now",
     ],
     "pika_tasks.shards": [
+        "merged_run_name",
         "renumber",
         "reports_of_runs",
         "shard_line",
+        "shard_run_name",
+        "whole_runs",
         "write_shards",
     ],
     "pika_tasks.storage": [

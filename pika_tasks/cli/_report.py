@@ -71,10 +71,12 @@ def report(
     """
     from pika_tasks.cli._tables import print_failures, run_summary, runs_overview
     from pika_tasks.pipeline import read_reports
+    from pika_tasks.shards import whole_runs
 
     options = json_option("--storage-options", storage_options)
     try:
-        reports = read_reports(output, options, latest_only=not all_runs)
+        # A scale-out's shard reports are counted in its merged report, not again.
+        reports = whole_runs(read_reports(output, options, latest_only=not all_runs))
     except PikaError as error:
         fail_usage(str(error))
     except OSError as error:

@@ -63,7 +63,13 @@ from pika_tasks.pipeline import (
 from pika_tasks.pricing import PriceTable
 from pika_tasks.records import OutputLocation, RowRecord
 from pika_tasks.settings import PikaSettings
-from pika_tasks.shards import renumber, reports_of_runs, write_shards
+from pika_tasks.shards import (
+    merged_run_name,
+    renumber,
+    reports_of_runs,
+    shard_run_name,
+    write_shards,
+)
 from pika_tasks.storage import filesystem, join
 
 __all__ = ["DEFAULT_BATCH_DEPLOYMENT", "image_to_video_scale_out", "recorded_outcome"]
@@ -369,7 +375,7 @@ async def image_to_video_scale_out(
             return Failed(message=message)
     ids, size = list(row_numbers), max(1, shard_size)
     shards = [
-        _Shard(f"{run_name}-shard-{number:04d}", url, ids[number * size : (number + 1) * size])
+        _Shard(shard_run_name(run_name, number), url, ids[number * size : (number + 1) * size])
         for number, url in enumerate(urls)
     ]
 
@@ -407,7 +413,7 @@ async def image_to_video_scale_out(
     out = OutputLocation(target.url, target.storage_options)
     table = RowTable()
     sheet = SheetCollector(target.storage_options, logger=logger)
-    with ReportWriter(target.url, f"{run_name}-merged", target.storage_options) as report:
+    with ReportWriter(target.url, merged_run_name(run_name), target.storage_options) as report:
 
         def merge(outcome: RowOutcome) -> None:
             # Every row goes to the merged report and the run's artifacts alike.
