@@ -274,6 +274,33 @@ def _recorded_rows(
     return outcomes
 
 
+def _shard_outcomes(
+    shard: _Shard,
+    report_url: str | None,
+    out: OutputLocation,
+    row_numbers: dict[str, int],
+    prices: PriceTable,
+    logger: Logger,
+) -> list[RowOutcome]:
+    """The shard's rows for the merged report (blocking: run in a thread).
+
+    From the shard's own report when it completed; otherwise from its rows'
+    records: a crashed or cancelled shard's report, if any, is its cancellation
+    hook's, which lists only the rows it was making, without what they cost.
+    """
+    state = shard.run.state if shard.run is not None else None
+    if report_url is not None and state is not None and state.is_completed():
+        found = read_report(report_url, out.storage_options)
+        return renumber(found.rows, row_numbers)
+    logger.error(
+        "shard run %s ended %s%s: its rows are reported from their records at the output",
+        shard.name,
+        shard.state(),
+        " without a report" if report_url is None else "",
+    )
+    return _recorded_rows(shard, out, row_numbers, prices)
+
+
 def _shard_limits(limits: BatchLimits, share: float | None) -> dict[str, Any]:
     """The ``limits`` parameter of one shard: the run's, with its share of the cap."""
     if share is None:
@@ -425,20 +452,9 @@ async def image_to_video_scale_out(
             merge(invalid_row_outcome(error))
         reported: set[str] = set()
         for shard in shards:
-            if shard.name in reports:
-                found = await asyncio.to_thread(
-                    read_report, reports[shard.name], target.storage_options
-                )
-                outcomes = renumber(found.rows, row_numbers)
-            else:
-                # No report: what its rows recorded says what the shard did.
-                logger.error(
-                    "shard run %s ended %s without a report: its rows are reported from "
-                    "their records at the output",
-                    shard.name,
-                    shard.state(),
-                )
-                outcomes = await asyncio.to_thread(_recorded_rows, shard, out, row_numbers, prices)
+            outcomes = await asyncio.to_thread(
+                _shard_outcomes, shard, reports.get(shard.name), out, row_numbers, prices, logger
+            )
             for outcome in outcomes:
                 merge(outcome)
                 reported.add(outcome.id or "")

@@ -13,6 +13,7 @@ import json
 import logging
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from pika_tasks.flows import image_to_video_batch
 from pika_tasks.flows._faults import alone, best_effort
 from pika_tasks.manifest import ManifestRow
 from pika_tasks.pipeline import BatchLimits, read_report
-from pika_tasks.records import OutputLocation
+from pika_tasks.records import OutputLocation, utc_now
 
 pytestmark = [pytest.mark.usefixtures("prefect_harness"), pytest.mark.timeout(150)]
 
@@ -332,3 +333,48 @@ def test_the_rows_of_a_shard_run_never_created_are_not_run_unless_done_before(
     assert rows[1].error == (
         "not run: its shard run big-shard-0001 could not be created (503); nothing was paid for it"
     )
+
+
+def test_a_crashed_shard_is_merged_from_its_records_not_its_hooks_partial_report(
+    tmp_path: Path,
+) -> None:
+    """A crashed shard's cancellation hook reports only the rows it was making, at $0:
+    the merged report takes every row of the shard from its record instead."""
+    from datetime import UTC, datetime, timedelta
+
+    from prefect.client.schemas.objects import FlowRun
+    from prefect.states import Completed, Crashed
+
+    from pika_tasks.flows.scale_out import _Shard, _shard_outcomes
+    from pika_tasks.pipeline import ReportWriter, RowOutcome
+    from pika_tasks.pricing import PriceTable
+    from pika_tasks.records import RowRecord
+
+    out = OutputLocation(str(tmp_path))
+    run_id = uuid.uuid4()
+    launched = datetime.now(UTC) - timedelta(minutes=1)
+    (tmp_path / "done.mp4").write_bytes(b"video")
+    common = {"fingerprint": "f", "flow_run_id": str(run_id), "submitted_at": utc_now()}
+    out.save(
+        RowRecord(id="done", state="succeeded", output=str(tmp_path / "done.mp4"), size=5, **common)
+    )
+    out.save(RowRecord(id="cut", state="cancelled", error="flow run crashed", **common))
+    with ReportWriter(str(tmp_path), "big-shard-0000") as hook_report:
+        hook_report.add(
+            RowOutcome(id="cut", row_number=2, status="cancelled", error="flow run crashed")
+        )
+        url = hook_report.close().report_url
+    shard = _Shard("big-shard-0000", "memory://s.jsonl", ["done", "cut"], launched_at=launched)
+    shard.run = FlowRun(id=run_id, flow_id=uuid.uuid4(), name=shard.name, state=Crashed())
+    numbers = {"done": 4, "cut": 9}
+    logger = logging.getLogger("test")
+
+    rows = _shard_outcomes(shard, url, out, numbers, PriceTable(), logger)
+    assert [(r.id, r.row_number, r.status, r.cost_usd) for r in rows] == [
+        ("done", 4, "succeeded", 0.2),
+        ("cut", 9, "cancelled", 0.2),
+    ]
+
+    shard.run = shard.run.model_copy(update={"state": Completed()})
+    rows = _shard_outcomes(shard, url, out, numbers, PriceTable(), logger)
+    assert [(r.id, r.row_number) for r in rows] == [("cut", 9)]  # a completed shard's own word
