@@ -22,18 +22,27 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
 from pydantic import BaseModel, Field, computed_field
 
-from pika_tasks.budget import total_usd
+from pika_tasks.budget import Budget, total_usd
 from pika_tasks.errors import PikaError
 from pika_tasks.images import ImageLimits, ImageSource, deliver_image
 from pika_tasks.manifest import ManifestError, ManifestRow, RowDefaults, RowError, iter_manifest
 from pika_tasks.models import Duration, Resolution
-from pika_tasks.pipeline import Action, Planner, RowOutcome, RowPlan, started, stream_rows
+from pika_tasks.pipeline import (
+    Action,
+    Planner,
+    RowOutcome,
+    RowPlan,
+    scan_manifest,
+    started,
+    stream_rows,
+)
 from pika_tasks.pricing import PriceTable
 from pika_tasks.records import OutputLocation
 from pika_tasks.settings import PikaSettings
@@ -108,6 +117,10 @@ class CostEstimate(BaseModel):
         images: how the images of the rows to submit would reach fal, by
             :class:`~pika_tasks.images.ImageSource` (``upload`` means fal's storage).
         max_spend_usd: the cap checked, if any.
+        checked_usd: what a run's up-front check prices before it pays anything: the
+            rows with no record at the output, images unread (a row whose image turns
+            out unusable counts; one whose inputs changed since its record does not).
+            The cap is judged on this figure, as the run judges it.
     """
 
     manifest: str
@@ -117,6 +130,7 @@ class CostEstimate(BaseModel):
     lines: list[CostLine] = Field(default_factory=list)
     images: dict[str, int] = Field(default_factory=dict)
     max_spend_usd: float | None = None
+    checked_usd: float | None = None
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -163,10 +177,20 @@ class CostEstimate(BaseModel):
     @computed_field  # type: ignore[prop-decorator]
     @property
     def within_budget(self) -> bool | None:
-        """Whether ``submit_usd`` fits ``max_spend_usd`` (None without a cap)."""
+        """Whether a run would start under ``max_spend_usd`` (None without a cap): its
+        up-front check of ``checked_usd`` (``submit_usd`` when that is unknown) passes."""
         if self.max_spend_usd is None:
             return None
-        return self.submit_usd <= self.max_spend_usd
+        checked = self.submit_usd if self.checked_usd is None else self.checked_usd
+        return Budget(limit_usd=self.max_spend_usd).allows(checked)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def cap_reached_mid_run(self) -> bool:
+        """A run would start, but the rows to submit cost more than the cap: the last
+        ones would be refused one by one when the spend reaches it."""
+        cap = self.max_spend_usd
+        return bool(self.within_budget) and not Budget(limit_usd=cap).allows(self.submit_usd)
 
     @property
     def ok(self) -> bool:
@@ -305,6 +329,14 @@ async def estimate_batch(
     )
     if broken:
         raise broken[0]
+    # The run's own up-front check, on the same cheap pass it makes: the cap is judged
+    # on what the run would judge it, not on the planned figure.
+    scan = await asyncio.to_thread(
+        scan_manifest,
+        iter_manifest(manifest, defaults=defaults, storage_options=storage),
+        recorded_ids=await asyncio.to_thread(out.recorded_ids) if out is not None else set(),
+        prices=prices,
+    )
     kinds = sorted({(resolution, duration) for resolution, duration, _ in counts})
     lines = [
         CostLine(
@@ -327,4 +359,5 @@ async def estimate_batch(
         lines=lines,
         images=dict(images),
         max_spend_usd=max_spend_usd,
+        checked_usd=scan.new_usd,
     )

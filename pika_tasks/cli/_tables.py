@@ -132,12 +132,21 @@ def print_estimate(console: Console, estimate: CostEstimate) -> None:
         ]
         console.print(f"Images of the rows to submit: {', '.join(parts)}.")
     if estimate.max_spend_usd is not None:
-        if estimate.within_budget:
-            console.print(f"[green]Within --max-spend-usd {usd(estimate.max_spend_usd)}.[/green]")
+        cap = usd(estimate.max_spend_usd)
+        checked = usd(estimate.checked_usd if estimate.checked_usd is not None else 0.0)
+        if estimate.cap_reached_mid_run:
+            console.print(
+                f"[yellow]The run would start (its check before paying prices the new rows "
+                f"at {checked}), but the rows to submit cost more than --max-spend-usd {cap}: "
+                "the last ones would be refused when the spend reaches it.[/yellow]"
+            )
+        elif estimate.within_budget:
+            console.print(f"[green]Within --max-spend-usd {cap}.[/green]")
         else:
             console.print(
-                f"[red]Over --max-spend-usd {usd(estimate.max_spend_usd)}: the run would be "
-                "refused.[/red]"
+                f"[red]Over --max-spend-usd {cap}: the run would be refused (its check "
+                f"before paying prices the rows with no record at the output, images "
+                f"unread, at {checked}).[/red]"
             )
     if estimate.invalid:
         problems = Table(title="Invalid rows", title_justify="left")

@@ -97,3 +97,29 @@ def test_a_cap_that_fits_the_run_submits_every_row(
     assert sorted(line["status"] for line in lines) == ["succeeded"] * 4
     assert sum(line["cost_usd"] for line in lines) == pytest.approx(0.80)
     assert len(list(out.glob("*.mp4"))) == 4
+
+
+@pytest.mark.usefixtures("prefect_harness")
+@pytest.mark.timeout(120)
+def test_the_estimate_judges_the_cap_as_the_run_does(
+    make_emulator: Callable[..., Any], tmp_path: Path
+) -> None:
+    """The run's check before paying reads no image, so a new row whose image is missing
+    is priced with the others: the estimate says the run is refused, and it is."""
+    emu = make_emulator(runners=4, job_seconds=0.1, fps=4)
+    manifest = write_manifest(
+        tmp_path, ["a,images/0.png,zoom in", "b,images/1.png,pan left", "d,images/gone.png,tilt"]
+    )
+    out = tmp_path / "out"
+    env = process_env(emu)
+    capped = ("--out", str(out), "--max-spend-usd", "0.40")
+
+    estimate = pika("estimate", str(manifest), *capped, "--json", env=env)
+    planned = json.loads(estimate.stdout)
+    assert (planned["submit_usd"], planned["checked_usd"]) == (0.4, 0.6), explain(estimate)
+    assert planned["within_budget"] is False
+
+    done = pika("run", str(manifest), *capped, env=env)
+    assert done.returncode == 1, explain(done)
+    assert "the 3 rows to submit cost $0.60" in done.stderr
+    assert emu.stats()["submissions"] == 0
