@@ -7,8 +7,11 @@ format and compression suffixes (its whole name when another manifest of the
 inbox, waiting or processed, has the same stem: two manifests never share a
 folder, where their rows would overwrite each other's videos); then a marker
 ``{inbox}/_processed/{manifest name}.json`` records when and how it ended.
+A manifest whose batch run never ran its rows (no key on the worker, an
+unreadable file) or crashed gets no marker: the next run takes it up.
 Delete a marker to process that manifest again (finished rows are skipped,
-so nothing is paid twice).
+so nothing is paid twice).  Drop a manifest whole (write it elsewhere, then
+move it in): a file still being copied may be read half-written.
 
 Example:
     Deployed on a cron schedule in ``prefect.yaml``; by hand::
@@ -116,7 +119,9 @@ async def process_inbox(
         limits: the batch runs' limits (rows at fal at once, spending cap...).
 
     Returns:
-        The manifests processed by this run.
+        The manifests processed (and marked) by this run.  One whose batch run
+        never ran its rows (a missing key, an unreadable manifest) or crashed is
+        left unmarked, for the next run.
 
     Example:
         Skipped as a doctest: it needs a bucket, a Prefect API and a fal key.
@@ -128,6 +133,7 @@ async def process_inbox(
     manifests = pending_manifests(source.url, source.storage_options)
     known = known_manifests(source.url, source.storage_options)
     logger.info("%d new manifests in %s", len(manifests), source.url)
+    processed: list[str] = []
     for manifest in manifests:
         name = posixpath.basename(manifest)
         destination = target.model_copy(
@@ -140,6 +146,17 @@ async def process_inbox(
             return_state=True,
         )
         result = await state.aresult(raise_on_failure=False)
+        if state.is_crashed() or not isinstance(result, BatchResult):
+            # It never ran its rows (no key on this worker, an unreadable manifest) or
+            # its process died: left unmarked, the next run takes it up (done rows are
+            # skipped, submitted ones re-attached: nothing is paid twice).
+            logger.error(
+                "%s ended %s before its rows were all run (%s): left in the inbox for the next run",
+                name,
+                state.name,
+                state.message or result,
+            )
+            continue
         marker: dict[str, Any] = {
             "manifest": manifest,
             "output": destination.url,
@@ -154,4 +171,5 @@ async def process_inbox(
             json.dumps(marker, indent=2),
             source.storage_options,
         )
-    return manifests
+        processed.append(manifest)
+    return processed

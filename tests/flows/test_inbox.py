@@ -1,11 +1,15 @@
-"""Where the inbox puts each manifest's videos: never in another manifest's folder, whose
-rows of the same id it would overwrite (a paid video lost)."""
+"""The inbox: each manifest's videos go to a folder of its own (never another manifest's,
+whose rows of the same id they would overwrite: a paid video lost), and a manifest is
+marked processed only once its batch ran its rows."""
 
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import fsspec
+import pytest
+from support import write_manifest
 
 from pika_tasks.flows.inbox import (
     PROCESSED_FOLDER,
@@ -13,6 +17,7 @@ from pika_tasks.flows.inbox import (
     manifest_stem,
     output_folder,
     pending_manifests,
+    process_inbox,
 )
 
 
@@ -45,3 +50,23 @@ def test_a_processed_manifest_removed_from_the_inbox_still_holds_its_stem() -> N
     assert known == {"shoot.json", "shoot.csv"}
     assert [u.rsplit("/", 1)[1] for u in pending_manifests(inbox)] == ["shoot.json"]
     assert output_folder("shoot.json", known) == "shoot.json"
+
+
+@pytest.mark.usefixtures("prefect_harness")
+@pytest.mark.timeout(120)
+async def test_a_manifest_whose_batch_never_ran_is_left_for_the_next_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No key on this worker: the batch run fails before any row, and the manifest gets
+    no marker, so it is not silently dropped."""
+    monkeypatch.delenv("FAL_KEY", raising=False)
+    monkeypatch.chdir(tmp_path)  # no .env to read a key from
+    inbox = tmp_path / "inbox"
+    write_manifest(inbox, ["a,images/0.png,zoom in"])
+    (inbox / "manifest.csv").rename(inbox / "shoot.csv")
+
+    processed = await process_inbox(str(inbox), str(tmp_path / "videos"))
+
+    assert processed == []
+    assert not (inbox / PROCESSED_FOLDER / "shoot.csv.json").exists()
+    assert [u.rsplit("/", 1)[1] for u in pending_manifests(str(inbox))] == ["shoot.csv"]
