@@ -155,12 +155,16 @@ async def download(
     async def attempt() -> None:
         await _download_once(http, url, write, chunk_size, progress, auth, timeout, secret)
 
+    limit = asyncio.timeout(deadline)
     try:
-        async with asyncio.timeout(deadline):
+        async with limit:
             await retry(attempt)
     except RangeIgnored as exc:
         raise TransportError(str(exc)) from None
     except TimeoutError:
+        if not limit.expired():
+            raise  # not the deadline's: e.g. the writer's store timed out
+        assert deadline is not None
         raise DownloadTimeoutError(
             f"download of {safe_url(url)} did not finish within {deadline:g} s "
             f"({progress.received} bytes written)"

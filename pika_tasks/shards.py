@@ -126,10 +126,19 @@ def reports_of_runs(
 
 
 def renumber(outcomes: Iterable[RowOutcome], row_numbers: dict[str, int]) -> list[RowOutcome]:
-    """Give outcomes of shard rows their row numbers in the original manifest."""
-    return [
-        outcome.model_copy(
-            update={"row_number": row_numbers.get(outcome.id or "", outcome.row_number)}
-        )
-        for outcome in outcomes
-    ]
+    """Give outcomes of shard rows their row numbers in the original manifest, in their
+    errors too (``row 1, field 'image': ...`` names the shard's row).
+
+    >>> line = RowOutcome(id="a", row_number=1, status="failed", error="row 1, field 'image': x")
+    >>> [(o.row_number, o.error) for o in renumber([line], {"a": 7})]
+    [(7, "row 7, field 'image': x")]
+    """
+    renumbered = []
+    for outcome in outcomes:
+        number = row_numbers.get(outcome.id or "", outcome.row_number)
+        error = outcome.error
+        own = f"row {outcome.row_number},"
+        if error is not None and error.startswith(own):
+            error = f"row {number}," + error.removeprefix(own)
+        renumbered.append(outcome.model_copy(update={"row_number": number, "error": error}))
+    return renumbered

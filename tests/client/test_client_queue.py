@@ -12,7 +12,7 @@ from _client_support import ARGS, expect
 
 from pika_tasks.client import PikaClient
 from pika_tasks.emulator import FaultRule
-from pika_tasks.errors import WaitTimeoutError
+from pika_tasks.errors import DownloadTimeoutError, WaitTimeoutError
 from pika_tasks.models import QueueStatus
 
 EmuClient = Callable[..., tuple[Any, PikaClient]]
@@ -225,3 +225,22 @@ async def test_a_cancel_goes_out_even_when_its_caller_is_cancelled(emu_client: E
     await client.aclose()  # waits for the cancel on its way
     assert requests_of(emu)["cancel"] == 1
     assert emu.stats()["cancellations"] == 1
+
+
+@pytest.mark.parametrize("deadline", [None, 60.0])
+async def test_a_writers_own_timeout_is_not_taken_for_the_downloads_deadline(
+    emu_client: EmuClient, deadline: float | None
+) -> None:
+    """The store a video is copied to can time out (an S3 upload): that error is raised as
+    it is, not reported as the download's own deadline having passed."""
+    _, client = emu_client()
+    handle = await client.submit(ARGS)
+    await client.wait(handle)
+    output = await client.result(handle)
+
+    def write(piece: bytes) -> None:
+        raise TimeoutError("the bucket did not answer")
+
+    with pytest.raises(TimeoutError, match="the bucket did not answer") as info:
+        await client.download(output.video.url, write, timeout=deadline)
+    assert not isinstance(info.value, DownloadTimeoutError)
