@@ -80,6 +80,26 @@ def settings(make_emulator: Callable[..., Any]) -> PikaSettings:
     return settings
 
 
+def planner_for(out: OutputLocation) -> Planner:
+    """A planner whose images may be on loopback (the tests' own files and servers)."""
+    return Planner(out, limits=ImageLimits(allow_private_addresses=True))
+
+
+async def planned(out: OutputLocation, image: Path | str, number: int = 1) -> RowPlan:
+    """Row ``number`` of ``image``, planned against ``out``."""
+    plan = await planner_for(out).plan(row(number, image=str(image)))
+    assert isinstance(plan, RowPlan)
+    return plan
+
+
+def client_rows(
+    client: PikaClient, out: OutputLocation, concurrency: int = 1, **extra: Any
+) -> RowContext:
+    """Rows of one run whose calls go straight to the client (no Prefect)."""
+    steps = ClientSteps(client, max_concurrency=concurrency)
+    return RowContext(out=out, steps=steps, prices=PriceTable(), **extra)
+
+
 async def test_a_row_goes_from_its_image_to_a_recorded_video(
     settings: PikaSettings, tmp_path: Path
 ) -> None:
@@ -156,11 +176,8 @@ async def test_a_record_that_cannot_be_written_after_the_submit_loses_no_request
     out = FlakyRecords(str(tmp_path / "out"))
     budget = Budget(limit_usd=1.0)
     async with PikaClient(settings_for(emu)) as client:
-        planner = Planner(out, limits=ImageLimits(allow_private_addresses=True))
-        plan = await planner.plan(row(1, image=str(tmp_path / "a.png")))
-        assert isinstance(plan, RowPlan)
-        steps = ClientSteps(client, max_concurrency=1)
-        ctx = RowContext(out=out, steps=steps, prices=PriceTable(), budget=budget)
+        plan = await planned(out, tmp_path / "a.png")
+        ctx = client_rows(client, out, budget=budget)
         outcome = await run_row(plan, ctx)
     assert out.failed, "the fault was not met"
     assert (outcome.status, outcome.error) == ("succeeded", None)
@@ -181,12 +198,10 @@ async def test_a_video_gone_at_fal_is_recorded_so_the_next_run_submits_the_row(
     (tmp_path / "a.png").write_bytes(png_bytes())
     out = OutputLocation(str(tmp_path / "out"))
     async with PikaClient(settings_for(emu)) as client:
-        planner = Planner(out, limits=ImageLimits(allow_private_addresses=True))
-        ctx = RowContext(out=out, steps=ClientSteps(client, max_concurrency=1), prices=PriceTable())
+        ctx = client_rows(client, out)
 
         async def run_once() -> Any:
-            plan = await planner.plan(row(1, image=str(tmp_path / "a.png")))
-            assert isinstance(plan, RowPlan)
+            plan = await planned(out, tmp_path / "a.png")
             return plan.action, await run_row(plan, ctx)
 
         action, first = await run_once()
@@ -214,12 +229,10 @@ async def test_an_image_that_changed_before_its_submit_fails_its_row_naming_the_
     image.write_bytes(png_bytes())
     out = OutputLocation(str(tmp_path / "out"))
     async with PikaClient(settings_for(emu)) as client:
-        planner = Planner(out, limits=ImageLimits(allow_private_addresses=True))
-        plan = await planner.plan(row(1, image=str(image)))
-        assert isinstance(plan, RowPlan)
+        plan = await planned(out, image)
         plan.check.drop_data()  # read again at the submit, as a row planned long before is
         image.write_bytes(png_bytes(color=(10, 200, 40)))
-        ctx = RowContext(out=out, steps=ClientSteps(client, max_concurrency=1), prices=PriceTable())
+        ctx = client_rows(client, out)
         outcome = await run_row(plan, ctx)
     assert outcome.status == "failed" and outcome.error is not None
     assert outcome.error.startswith("row 1, field 'image': ")
@@ -255,15 +268,9 @@ async def test_a_row_whose_claim_lapsed_while_it_waited_is_not_paid_for_by_this_
     out = OutputLocation(str(tmp_path / "out"))
     book = ClaimBook(out)
     async with PikaClient(settings_for(emu)) as client:
-        planner = Planner(out, limits=ImageLimits(allow_private_addresses=True))
-        plan = await planner.plan(row(1, image=str(tmp_path / "a.png")))
-        assert isinstance(plan, RowPlan)
-        ctx = RowContext(
-            out=out,
-            steps=LeaseLapsesInTheSlotWait(client, book),
-            prices=PriceTable(),
-            claims=RowClaims(book, Holder(flow_run_id="one")),
-        )
+        plan = await planned(out, tmp_path / "a.png")
+        ctx = client_rows(client, out, claims=RowClaims(book, Holder(flow_run_id="one")))
+        ctx.steps = LeaseLapsesInTheSlotWait(client, book)
         outcome = await run_row(plan, ctx)
     assert (outcome.status, outcome.action) == ("skipped", "held")
     assert outcome.error is not None and "its claim lapsed" in outcome.error
@@ -282,10 +289,8 @@ async def test_rows_a_cancelled_run_left_are_fetched_if_fal_finished_them_else_s
     (tmp_path / "a.png").write_bytes(png_bytes())
     out = OutputLocation(str(tmp_path / "out"))
     async with PikaClient(settings_for(emu)) as client:
-        planner = Planner(out, limits=ImageLimits(allow_private_addresses=True))
-        ctx = RowContext(out=out, steps=ClientSteps(client, max_concurrency=2), prices=PriceTable())
-        plans = [await planner.plan(row(n, image=str(tmp_path / "a.png"))) for n in (1, 2)]
-        assert all(isinstance(plan, RowPlan) for plan in plans)
+        ctx = client_rows(client, out, 2)
+        plans = [await planned(out, tmp_path / "a.png", n) for n in (1, 2)]
         image = "data:image/png;base64," + base64.b64encode(png_bytes()).decode()
         arguments = ImageToVideoInput(image_url=image, prompt="zoom in")
         finished_anyway = await client.submit(arguments)
@@ -295,7 +300,6 @@ async def test_rows_a_cancelled_run_left_are_fetched_if_fal_finished_them_else_s
         assert (await client.cancel(stopped)).status == "CANCELLATION_REQUESTED"
         emu.resume()
         for plan, handle in zip(plans, (finished_anyway, stopped), strict=True):
-            assert isinstance(plan, RowPlan)
             out.save(
                 RowRecord(
                     id=plan.row.id,
@@ -306,8 +310,8 @@ async def test_rows_a_cancelled_run_left_are_fetched_if_fal_finished_them_else_s
                 )
             )
 
-        replanned = [await planner.plan(row(n, image=str(tmp_path / "a.png"))) for n in (1, 2)]
-        outcomes = [await run_row(plan, ctx) for plan in replanned if isinstance(plan, RowPlan)]
+        replanned = [await planned(out, tmp_path / "a.png", n) for n in (1, 2)]
+        outcomes = [await run_row(plan, ctx) for plan in replanned]
     assert [(o.status, o.action) for o in outcomes] == [
         ("succeeded", Action.REATTACH),
         ("succeeded", "resubmit-cancelled"),
@@ -333,10 +337,8 @@ async def test_a_paid_row_that_cannot_record_its_end_reports_what_it_paid(
     (tmp_path / "a.png").write_bytes(png_bytes())
     out = FailingFinalRecord(str(tmp_path / "out"))
     async with PikaClient(settings_for(emu)) as client:
-        planner = Planner(out, limits=ImageLimits(allow_private_addresses=True))
-        plan = await planner.plan(row(1, image=str(tmp_path / "a.png")))
-        assert isinstance(plan, RowPlan)
-        ctx = RowContext(out=out, steps=ClientSteps(client, max_concurrency=1), prices=PriceTable())
+        plan = await planned(out, tmp_path / "a.png")
+        ctx = client_rows(client, out)
         outcome = await run_row(plan, ctx)
     assert outcome.status == "failed"
     assert outcome.error == "OSError: the bucket refused the write"
