@@ -178,11 +178,15 @@ class CostEstimate(BaseModel):
     @property
     def within_budget(self) -> bool | None:
         """Whether a run would start under ``max_spend_usd`` (None without a cap): its
-        up-front check of ``checked_usd`` (``submit_usd`` when that is unknown) passes."""
+        up-front check of :attr:`judged_usd` passes."""
         if self.max_spend_usd is None:
             return None
-        checked = self.submit_usd if self.checked_usd is None else self.checked_usd
-        return Budget(limit_usd=self.max_spend_usd).allows(checked)
+        return Budget(limit_usd=self.max_spend_usd).allows(self.judged_usd)
+
+    @property
+    def judged_usd(self) -> float:
+        """The figure the cap is judged on: ``checked_usd``, ``submit_usd`` when unknown."""
+        return self.submit_usd if self.checked_usd is None else self.checked_usd
 
     @computed_field  # type: ignore[prop-decorator]
     @property

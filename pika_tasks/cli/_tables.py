@@ -133,7 +133,7 @@ def print_estimate(console: Console, estimate: CostEstimate) -> None:
         console.print(f"Images of the rows to submit: {', '.join(parts)}.")
     if estimate.max_spend_usd is not None:
         cap = usd(estimate.max_spend_usd)
-        checked = usd(estimate.checked_usd if estimate.checked_usd is not None else 0.0)
+        checked = usd(estimate.judged_usd)
         if estimate.cap_reached_mid_run:
             console.print(
                 f"[yellow]The run would start (its check before paying prices the new rows "

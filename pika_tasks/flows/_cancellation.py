@@ -7,9 +7,9 @@ every request this run submitted that has not finished, records those rows as
 ``cancelled`` at the output location, and writes the run's report.  A later
 run of the same manifest looks at each cancelled request first: it fetches a
 video fal made anyway (a running job is only signalled) and submits the rest
-again.  A job fal had already finished
-is paid for: its row stays ``submitted``, and the next run fetches its video.
-A row another run has taken over since is left to that run.
+again.  A job fal had already finished is paid for: its row stays
+``submitted``, and the next run fetches its video.  A row another run has
+taken over since is left to that run.
 
 A process killed with SIGKILL runs no hook; its rows stay ``submitted`` and the
 next run re-attaches to them instead.

@@ -35,7 +35,7 @@ from prefect import flow, get_run_logger
 from pika_tasks.flows.image_to_video import image_to_video_batch
 from pika_tasks.pipeline import BatchLimits, BatchResult, Location
 from pika_tasks.records import utc_now
-from pika_tasks.storage import exists, filesystem, join, write_text_atomic
+from pika_tasks.storage import filesystem, join, write_text_atomic
 
 __all__ = [
     "PROCESSED_FOLDER",
@@ -82,24 +82,26 @@ def _listed(fs: Any, path: str) -> list[str]:
     return sorted(posixpath.basename(p.rstrip("/")) for p in fs.ls(path, detail=False))
 
 
+def _inbox(inbox: str, storage_options: dict[str, Any] | None) -> tuple[list[str], set[str]]:
+    """The names of the manifests in ``inbox``, and of those with a processed marker
+    (markers stay when their manifests are removed): one listing of each folder."""
+    fs, path = filesystem(inbox, storage_options)
+    names = [name for name in _listed(fs, path) if MANIFEST_NAME.match(name)]
+    markers = _listed(fs, posixpath.join(path, PROCESSED_FOLDER))
+    return names, {m.removesuffix(".json") for m in markers if m.endswith(".json")}
+
+
 def known_manifests(inbox: str, storage_options: dict[str, Any] | None = None) -> set[str]:
     """Names of the manifests in ``inbox`` and of those processed before (their markers
     stay when the manifests are removed)."""
-    fs, path = filesystem(inbox, storage_options)
-    markers = _listed(fs, posixpath.join(path, PROCESSED_FOLDER))
-    names = [n for n in _listed(fs, path) if MANIFEST_NAME.match(n)]
-    return {*names, *(m.removesuffix(".json") for m in markers if m.endswith(".json"))}
+    names, processed = _inbox(inbox, storage_options)
+    return {*names, *processed}
 
 
 def pending_manifests(inbox: str, storage_options: dict[str, Any] | None = None) -> list[str]:
     """URLs of the manifests in ``inbox`` that have no processed marker, by name."""
-    fs, path = filesystem(inbox, storage_options)
-    return [
-        join(inbox, name)
-        for name in _listed(fs, path)
-        if MANIFEST_NAME.match(name)
-        and not exists(join(inbox, PROCESSED_FOLDER, f"{name}.json"), storage_options)
-    ]
+    names, processed = _inbox(inbox, storage_options)
+    return [join(inbox, name) for name in names if name not in processed]
 
 
 @flow(name="image-to-video-inbox")

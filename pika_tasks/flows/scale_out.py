@@ -47,13 +47,14 @@ from prefect.deployments.flow_runs import arun_deployment
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed
 
-from pika_tasks.budget import share_cap, total_usd, usd
+from pika_tasks.budget import share_cap, total_usd
 from pika_tasks.flows._artifacts import RowTable, SheetCollector, publish_summary
 from pika_tasks.manifest import ManifestRow, RowDefaults, RowError, iter_manifest
 from pika_tasks.pipeline import (
     BatchLimits,
     BatchResult,
     Location,
+    ManifestScan,
     ReportWriter,
     RowOutcome,
     invalid_row_outcome,
@@ -365,18 +366,21 @@ async def image_to_video_scale_out(
         if cap is not None
         else set()
     )
-    new_prices: list[float] = []  # per row in shard order: its price if certain to be submitted
+    size = max(1, shard_size)
+    scans: list[ManifestScan] = []  # per shard: its rows counted as a run's first pass does
 
     def valid_rows(items: Iterator[ManifestRow | RowError]) -> Iterator[ManifestRow]:
+        written = 0
         for item in items:
             if isinstance(item, RowError):
                 invalid.append(item)
-            else:
-                row_numbers[item.id] = item.row_number
-                if cap is not None:
-                    new = item.id not in recorded
-                    new_prices.append(prices.cost(item.resolution, item.duration) if new else 0.0)
-                yield item
+                continue
+            row_numbers[item.id] = item.row_number
+            if written % size == 0:
+                scans.append(ManifestScan())
+            scans[-1].count(item, recorded_ids=recorded, prices=prices)
+            written += 1
+            yield item
 
     # The manifest streams once into shards: one shard's rows in memory at a time.
     items = await started(
@@ -388,19 +392,17 @@ async def image_to_video_scale_out(
     logger.info("%d valid rows in %d shards under %s", len(row_numbers), len(urls), folder)
     caps: list[float | None] = [None] * len(urls)
     if cap is not None:
-        size = max(1, shard_size)
-        priced = [total_usd(new_prices[n * size : (n + 1) * size]) for n in range(len(urls))]
-        try:
-            caps = list(share_cap(cap, priced))
-        except ValueError:
-            message = (
-                f"not started: the {sum(1 for p in new_prices if p)} rows to submit cost "
-                f"{usd(total_usd(priced))} at list prices, more than max_spend_usd {usd(cap)}"
-            )
-            logger.error("%s; no shard was launched", message)
+        whole = ManifestScan(
+            new=sum(scan.new for scan in scans),
+            new_usd=total_usd(scan.new_usd for scan in scans),
+        )
+        refusal = whole.over_cap(cap)
+        if refusal is not None:
+            logger.error("%s; no shard was launched", refusal)
             await asyncio.to_thread(_remove_folder, folder, target.storage_options)
-            return Failed(message=message)
-    ids, size = list(row_numbers), max(1, shard_size)
+            return Failed(message=refusal)
+        caps = list(share_cap(cap, [scan.new_usd for scan in scans]))
+    ids = list(row_numbers)
     shards = [
         _Shard(shard_run_name(run_name, number), url, ids[number * size : (number + 1) * size])
         for number, url in enumerate(urls)

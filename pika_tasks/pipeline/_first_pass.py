@@ -34,7 +34,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterator
 
-from pika_tasks.budget import Budget, BudgetRefusedError, usd
+from pika_tasks.budget import Budget, BudgetRefusedError
 from pika_tasks.manifest import ManifestRow, RowError
 from pika_tasks.pipeline._plan import ManifestScan, scan_manifest
 from pika_tasks.pricing import PriceTable
@@ -109,11 +109,9 @@ class FirstPass:
         # every paid submit waits here before its own reservation.  Judged again later, the
         # run's own reservations would count twice (they are part of the price counted).
         self._judged = True
-        if not self._budget.allows(scan.new_usd):
-            self.refusal = (
-                f"not started: the {scan.new} rows to submit cost {usd(scan.new_usd)} at list "
-                f"prices, more than max_spend_usd {usd(self._budget.limit_usd or 0.0)}"
-            )
+        if self._budget.limit_usd is not None:
+            self.refusal = scan.over_cap(self._budget.limit_usd)
+        if self.refusal is not None:
             self._logger.error("%s; nothing was submitted", self.refusal)
         return scan
 

@@ -22,11 +22,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from pika_tasks.budget import total_usd
+from pika_tasks.budget import Budget, total_usd, usd
 from pika_tasks.images import ImageCheck, ImageLimits, inspect_image
 from pika_tasks.manifest import ManifestRow, RowError
 from pika_tasks.pipeline._report import RowOutcome
@@ -173,6 +172,30 @@ class ManifestScan:
     new: int = 0
     new_usd: float = 0.0
 
+    def count(
+        self, item: ManifestRow | RowError, *, recorded_ids: set[str], prices: PriceTable
+    ) -> None:
+        """Add one of the manifest's items (see :func:`scan_manifest`)."""
+        self.rows += 1
+        if isinstance(item, RowError):
+            self.invalid += 1
+        elif item.id not in recorded_ids:
+            self.new += 1
+            self.new_usd = total_usd([self.new_usd, prices.cost(item.resolution, item.duration)])
+
+    def over_cap(self, limit_usd: float) -> str | None:
+        """Why a run under ``limit_usd`` is refused before it pays anything; None if it fits.
+
+        >>> ManifestScan(rows=2, new=2, new_usd=0.4).over_cap(0.3)
+        'not started: the 2 rows to submit cost $0.40 at list prices, more than max_spend_usd $0.30'
+        """
+        if Budget(limit_usd=limit_usd).allows(self.new_usd):
+            return None
+        return (
+            f"not started: the {self.new} rows to submit cost {usd(self.new_usd)} at list "
+            f"prices, more than max_spend_usd {usd(limit_usd)}"
+        )
+
 
 def scan_manifest(
     items: Iterable[ManifestRow | RowError],
@@ -194,13 +217,6 @@ def scan_manifest(
         (3, 2, 0.4)
     """
     scan = ManifestScan()
-    spend = Decimal(0)
     for item in items:
-        scan.rows += 1
-        if isinstance(item, RowError):
-            scan.invalid += 1
-        elif item.id not in recorded_ids:
-            scan.new += 1
-            spend += Decimal(str(prices.cost(item.resolution, item.duration)))
-    scan.new_usd = total_usd([float(spend)])
+        scan.count(item, recorded_ids=recorded_ids, prices=prices)
     return scan
