@@ -38,6 +38,7 @@ __all__ = [
 ]
 
 _SHARD_RUN = re.compile(r"^(?P<parent>.+)-shard-\d{4,}$")
+_MERGED = "-merged"
 
 
 def shard_run_name(parent: str, number: int) -> str:
@@ -51,7 +52,7 @@ def shard_run_name(parent: str, number: int) -> str:
 
 def merged_run_name(parent: str) -> str:
     """The name under which a scale-out run writes the merged report of its shards."""
-    return f"{parent}-merged"
+    return f"{parent}{_MERGED}"
 
 
 def whole_runs(reports: Sequence[RunReport]) -> list[RunReport]:
@@ -65,11 +66,8 @@ def whole_runs(reports: Sequence[RunReport]) -> list[RunReport]:
     >>> [r.flow_run_name for r in whole_runs([RunReport(name=n, url=n) for n in names])]
     ['fox-merged', 'owl-shard-0000', 'cat']
     """
-    merged = {
-        name.removesuffix(merged_run_name(""))
-        for name in (report.flow_run_name for report in reports)
-        if name.endswith(merged_run_name(""))
-    }
+    names = [report.flow_run_name for report in reports]
+    merged = {name.removesuffix(_MERGED) for name in names if name.endswith(_MERGED)}
     return [
         report
         for report in reports
