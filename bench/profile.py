@@ -53,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=int, default=50, help="samples per second")
     p.add_argument("--out", type=Path, default=BenchOptions().results_dir)
     p.add_argument("--idle", action="store_true", help="sample waiting threads too")
+    p.add_argument(
+        "--gil", action="store_true", help="sample only the thread holding the GIL (CPU in Python)"
+    )
     p.add_argument("--keep-raw", action="store_true", help="keep py-spy's collapsed stacks")
     args = p.parse_args(argv)
     options = BenchOptions.full(throughput_rows=args.rows)
@@ -84,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
                 "-o",
                 str(raw),
                 *(["--idle"] if args.idle else []),
+                *(["--gil"] if args.gil else []),
                 "--",
             ],
         )

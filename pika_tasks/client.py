@@ -208,6 +208,28 @@ def _stream_url(status_url: str) -> httpx.URL:
     return url.copy_with(path=url.path.rstrip("/") + "/stream")
 
 
+def _given_url(body: dict[str, Any], key: str) -> str | None:
+    """The submit answer's ``key`` when it is an absolute http(s) URL, else None.
+
+    fal has queued (and bills) the job by then: an answer whose URLs cannot be
+    followed still names the request, whose URLs are then built from its id (as
+    fal's JS client always builds them) rather than failing the row.
+
+    >>> _given_url({"status_url": "https://queue.fal.run/a/b/requests/r/status"}, "status_url")
+    'https://queue.fal.run/a/b/requests/r/status'
+    >>> _given_url({"status_url": 42}, "status_url") is None
+    True
+    """
+    value = body.get(key)
+    if not isinstance(value, str):
+        return None
+    try:
+        url = httpx.URL(value)
+    except httpx.InvalidURL:
+        return None
+    return value if url.scheme in ("http", "https") and url.host else None
+
+
 class PikaClient:
     """Async client for Pika 2.2 image-to-video on fal's queue (or the emulator).
 
@@ -494,9 +516,9 @@ class PikaClient:
         position = body.get("queue_position")
         return RequestHandle(
             request_id=request_id,
-            status_url=body.get("status_url") or f"{base}/status",
-            response_url=body.get("response_url") or base,
-            cancel_url=body.get("cancel_url") or f"{base}/cancel",
+            status_url=_given_url(body, "status_url") or f"{base}/status",
+            response_url=_given_url(body, "response_url") or base,
+            cancel_url=_given_url(body, "cancel_url") or f"{base}/cancel",
             endpoint_id=self._settings.endpoint_id,
             queue_position=position if isinstance(position, int) else None,
         )

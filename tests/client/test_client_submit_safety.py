@@ -304,3 +304,28 @@ async def test_other_client_errors_are_fal_http_errors(
     assert info.value.status_code == 400
     assert "POST /fal-ai/pika/v2.2/image-to-video" in str(info.value)
     assert len(recorder.requests) == 1
+
+
+@pytest.mark.parametrize(
+    "urls",
+    [
+        {"status_url": 42, "response_url": None, "cancel_url": ""},
+        {"status_url": "not a url", "response_url": ["x"], "cancel_url": {"u": 1}},
+        {"status_url": "ftp://queue.test/x", "response_url": "/relative", "cancel_url": 0.5},
+    ],
+)
+async def test_a_queued_job_with_unreadable_urls_keeps_its_request(
+    urls: dict[str, object], mock_client: Callable[[Recorder], PikaClient]
+) -> None:
+    # fal queued (and bills) the job: the handle is built from its request id, as
+    # fal's JS client builds every URL, instead of failing on the answer's shape.
+    recorder = Recorder([queued("req-9", **urls)])
+    handle = await mock_client(recorder).submit(ARGS)
+    root = f"{BASE}/fal-ai/pika/requests/req-9"
+    assert (handle.request_id, handle.status_url, handle.response_url, handle.cancel_url) == (
+        "req-9",
+        f"{root}/status",
+        root,
+        f"{root}/cancel",
+    )
+    assert len(recorder.requests) == 1
