@@ -212,13 +212,25 @@ class AsyncSink:
     def __init__(self, handle: IO[bytes], in_place: bool) -> None:
         self._handle = handle
         self._in_place = in_place
+        self._in_flight: asyncio.Future[None] | None = None
 
     async def write(self, data: bytes) -> None:
         """Write ``data`` (in a worker thread unless the store is local)."""
         if self._in_place:
             self._handle.write(data)
-        else:
-            await asyncio.to_thread(self._write_all, data)
+            return
+        # Shielded: cancelling the caller cannot stop the thread, whose write may be
+        # starting a multipart upload; settle() waits for it before anything is discarded.
+        self._in_flight = asyncio.ensure_future(asyncio.to_thread(self._write_all, data))
+        await asyncio.shield(self._in_flight)
+
+    async def settle(self) -> None:
+        """Wait for a write still running in its thread, whatever its outcome."""
+        in_flight, self._in_flight = self._in_flight, None
+        if in_flight is not None:
+            await asyncio.wait([in_flight])
+            if not in_flight.cancelled():
+                in_flight.exception()  # retrieved: the write's own error is already raised
 
     def _write_all(self, data: bytes) -> None:
         self._handle.write(data)
@@ -240,14 +252,23 @@ async def atomic_writer_async(
         b'xyz'
     """
     target = _AtomicTarget(url, storage_options)
+    sink: AsyncSink | None = None
     try:
         handle = await asyncio.to_thread(target.open)
-        yield AsyncSink(handle, in_place=_speaks(target.fs, _IN_PLACE_PROTOCOLS))
+        sink = AsyncSink(handle, in_place=_speaks(target.fs, _IN_PLACE_PROTOCOLS))
+        yield sink
         await asyncio.to_thread(target.commit)
     except BaseException:
-        # Shielded: a cancelled fetch must still take its partial upload away.
-        await asyncio.shield(asyncio.to_thread(target.discard))
+        # Shielded: a cancelled fetch must still take its partial upload away, once the
+        # write left running in its thread has finished starting it.
+        await asyncio.shield(_discard(target, sink))
         raise
+
+
+async def _discard(target: _AtomicTarget, sink: AsyncSink | None) -> None:
+    if sink is not None:
+        await sink.settle()
+    await asyncio.to_thread(target.discard)
 
 
 def write_bytes_atomic(

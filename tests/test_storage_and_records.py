@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from pathlib import Path
 from typing import Any
 
 import fsspec
 import pytest
+import s3fs
 from support import handle_at
 
 from pika_tasks.pipeline import ReportWriter, RowOutcome, report_urls
@@ -158,3 +161,43 @@ def test_stale_partials_lists_the_folder_once_for_every_file(
     assert sorted(_names(base, options)) == sorted(["keep.mp4", f".w.mp4{TEMP_MARKER}cccc"])
     # Listed again after the removal, not answered from a cached listing.
     assert sorted(stale_partials(base, options)) == ["w.mp4"]
+
+
+async def test_s3_write_cancelled_while_its_part_goes_out_leaves_no_upload(
+    s3_bucket: tuple[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cancelled fetch cannot stop a write already in its thread: the multipart
+    upload that write starts must still be aborted, or S3 keeps (and bills) it unseen."""
+    bucket, options = s3_bucket
+    fs, _ = fsspec.core.url_to_fs(bucket, **options)
+    started, go, discarded = threading.Event(), threading.Event(), threading.Event()
+    initiate, discard = s3fs.core.S3File._initiate_upload, s3fs.core.S3File.discard
+
+    def held_initiate(self: s3fs.core.S3File) -> None:
+        # Real S3 answers too fast to cancel in between: the part waits for the test.
+        started.set()
+        go.wait(10)
+        initiate(self)
+
+    def noted_discard(self: s3fs.core.S3File) -> None:
+        discarded.set()
+        discard(self)
+
+    monkeypatch.setattr(s3fs.core.S3File, "_initiate_upload", held_initiate)
+    monkeypatch.setattr(s3fs.core.S3File, "discard", noted_discard)
+
+    async def fetch() -> None:
+        async with atomic_writer_async(f"{bucket}/out/v.mp4", options) as sink:
+            await sink.write(b"x" * (fs.default_block_size + 1024))
+
+    task = asyncio.create_task(fetch())
+    assert await asyncio.to_thread(started.wait, 10)
+    task.cancel()
+    # A discard before the part has gone out finds no upload to abort.
+    early = await asyncio.to_thread(discarded.wait, 0.5)
+    go.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert discarded.is_set() and not early
+    assert _multipart_uploads(bucket, options) == []
+    assert _names(bucket, options) == []
