@@ -73,6 +73,7 @@ from contextlib import aclosing
 from types import TracebackType
 from typing import Any, Self
 
+import anyio
 import httpx
 from httpx_sse import ServerSentEvent, aconnect_sse
 from pydantic import SecretStr, ValidationError
@@ -362,7 +363,16 @@ class PikaClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the connection pool (unless it was passed in as ``http``)."""
+        """Close the connection pool (unless it was passed in as ``http``).
+
+        It runs to the end inside a cancelled anyio scope too (Prefect's task
+        timeouts are one), which would otherwise cancel it again at every await
+        and leave the cancels it waits for, and the pools, behind.
+        """
+        with anyio.CancelScope(shield=True):
+            await self._close()
+
+    async def _close(self) -> None:
         for pending in self._prefetched.values():
             pending.cancel()
         self._prefetched.clear()
@@ -824,7 +834,12 @@ class PikaClient:
         sending = asyncio.ensure_future(self._retry(self._cancel_once, handle))
         self._cancels.add(sending)
         sending.add_done_callback(self._cancels.discard)
-        return await asyncio.shield(sending)
+        # asyncio.shield keeps it going when the caller's task is cancelled; the anyio
+        # shield keeps the caller waiting for the answer inside a cancelled anyio scope
+        # (e.g. Prefect's task timeout), which would cancel it again at every await.
+        with anyio.CancelScope(shield=True):
+            await asyncio.wait([sending])
+        return sending.result()
 
     async def _cancel_once(self, handle: RequestHandle) -> CancelResponse:
         response = await self._send("PUT", handle.cancel_url, handle.request_id, check=False)

@@ -264,9 +264,9 @@ async def wait_for_completion(
             )
         except (WaitTimeoutError, asyncio.CancelledError):
             if cancel_on_timeout:
-                # Shielded: the cancel must go out even while this task is being cancelled.
+                # The client's cancel is answered even while this task is being cancelled.
                 with contextlib.suppress(Exception):
-                    answer = await asyncio.shield(pika.cancel(handle))
+                    answer = await pika.cancel(handle)
                     logger.warning("%s: gave up waiting; cancel: %s", name, answer.status)
             raise
         except BaseException:

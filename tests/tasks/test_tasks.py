@@ -3,12 +3,14 @@ run), and what Prefect adds (retries, sync flows, run names) in flows on the tes
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
 import pytest
 from prefect import flow
 from prefect.logging import disable_run_logger
+from prefect.utilities.timeout import timeout_async
 from support import png_bytes, probe_video, settings_for, settled_task_runs
 
 from pika_tasks import (
@@ -142,6 +144,24 @@ async def test_a_wait_deadline_cancels_the_remote_request_unless_told_not_to(
                 handle, timeout=0.3, cancel_on_timeout=cancel, settings=settings
             )
     assert emu.stats()["cancellations"] == (1 if cancel else 0)
+
+
+async def test_prefects_task_timeout_still_cancels_the_remote_request(make_emulator: Any) -> None:
+    """Prefect's ``timeout_seconds`` cancels a task through an anyio scope, which
+    cancels again at every await: the remote cancel must still be answered, and the
+    task's own client closed, before the task ends, or the job goes on to be billed."""
+    emu = make_emulator(job_seconds=30, fps=4)
+    settings = settings_for(emu)
+    with disable_run_logger():
+        handle = await submit_image_to_video.fn(
+            {"image_url": data_uri(), "prompt": "x"}, settings=settings
+        )
+        before = asyncio.all_tasks()
+        with pytest.raises(TimeoutError), timeout_async(0.3):  # what the task engine uses
+            await wait_for_completion.fn(handle, settings=settings)
+    left_running = [task for task in asyncio.all_tasks() - before if not task.done()]
+    assert left_running == []
+    assert emu.stats()["cancellations"] == 1
 
 
 @on_prefect
