@@ -73,7 +73,6 @@ from contextlib import aclosing
 from types import TracebackType
 from typing import Any, Self
 
-import anyio
 import httpx
 from httpx_sse import ServerSentEvent, aconnect_sse
 from pydantic import SecretStr, ValidationError
@@ -95,6 +94,7 @@ from pika_tasks._responses import (
     safe_url,
 )
 from pika_tasks._retry import retrying_caller
+from pika_tasks._shielded import shielded
 from pika_tasks._status_relay import StatusRelay
 from pika_tasks.errors import (
     FalHTTPError,
@@ -365,12 +365,10 @@ class PikaClient:
     async def aclose(self) -> None:
         """Close the connection pool (unless it was passed in as ``http``).
 
-        It runs to the end inside a cancelled anyio scope too (Prefect's task
-        timeouts are one), which would otherwise cancel it again at every await
-        and leave the cancels it waits for, and the pools, behind.
+        It runs to its end while the caller is being cancelled, so that the
+        cancels it waits for reach fal and the pools are closed.
         """
-        with anyio.CancelScope(shield=True):
-            await self._close()
+        await shielded(self._close())
 
     async def _close(self) -> None:
         for pending in self._prefetched.values():
@@ -381,11 +379,9 @@ class PikaClient:
             self._follower = None
             await thread.aclose(twin.aclose)
         if self._cancels:
-            # Shielded: a client closed while its task is being cancelled still lets
-            # the cancels it was asked for reach fal.
-            await asyncio.shield(
-                asyncio.wait(set(self._cancels), timeout=self._settings.read_timeout)
-            )
+            # A client closed while its task is being cancelled still lets the cancels
+            # it was asked for reach fal.
+            await asyncio.wait(set(self._cancels), timeout=self._settings.read_timeout)
         if self._owns_http:
             for pool in (self._http, self._stream_http, self._download_http):
                 await pool.aclose()
@@ -834,12 +830,7 @@ class PikaClient:
         sending = asyncio.ensure_future(self._retry(self._cancel_once, handle))
         self._cancels.add(sending)
         sending.add_done_callback(self._cancels.discard)
-        # asyncio.shield keeps it going when the caller's task is cancelled; the anyio
-        # shield keeps the caller waiting for the answer inside a cancelled anyio scope
-        # (e.g. Prefect's task timeout), which would cancel it again at every await.
-        with anyio.CancelScope(shield=True):
-            await asyncio.wait([sending])
-        return sending.result()
+        return await shielded(sending)
 
     async def _cancel_once(self, handle: RequestHandle) -> CancelResponse:
         response = await self._send("PUT", handle.cancel_url, handle.request_id, check=False)

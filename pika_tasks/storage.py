@@ -26,6 +26,8 @@ from typing import IO, Any
 
 from fsspec.core import url_to_fs
 
+from pika_tasks._shielded import shielded
+
 __all__ = [
     "TEMP_MARKER",
     "AsyncSink",
@@ -259,9 +261,9 @@ async def atomic_writer_async(
         yield sink
         await asyncio.to_thread(target.commit)
     except BaseException:
-        # Shielded: a cancelled fetch must still take its partial upload away, once the
-        # write left running in its thread has finished starting it.
-        await asyncio.shield(_discard(target, sink))
+        # A cancelled fetch must still take its partial upload away, once the write
+        # left running in its thread has finished starting it.
+        await shielded(_discard(target, sink))
         raise
 
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import fsspec
 import pytest
 import s3fs
+from prefect.utilities.timeout import timeout_async
 from support import handle_at
 
 from pika_tasks.pipeline import ReportWriter, RowOutcome, report_urls
@@ -163,41 +165,81 @@ def test_stale_partials_lists_the_folder_once_for_every_file(
     assert sorted(stale_partials(base, options)) == ["w.mp4"]
 
 
-async def test_s3_write_cancelled_while_its_part_goes_out_leaves_no_upload(
-    s3_bucket: tuple[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A cancelled fetch cannot stop a write already in its thread: the multipart
-    upload that write starts must still be aborted, or S3 keeps (and bills) it unseen."""
-    bucket, options = s3_bucket
-    fs, _ = fsspec.core.url_to_fs(bucket, **options)
-    started, go, discarded = threading.Event(), threading.Event(), threading.Event()
+@dataclass
+class HeldPart:
+    """s3fs's start of a multipart upload, held until ``go`` is set (real S3 answers
+    too fast to cancel a write in between); ``discarded`` is set when the file is."""
+
+    started: threading.Event = field(default_factory=threading.Event)
+    go: threading.Event = field(default_factory=threading.Event)
+    discarded: threading.Event = field(default_factory=threading.Event)
+
+
+@pytest.fixture
+def held_part(monkeypatch: pytest.MonkeyPatch) -> HeldPart:
+    held = HeldPart()
     initiate, discard = s3fs.core.S3File._initiate_upload, s3fs.core.S3File.discard
 
     def held_initiate(self: s3fs.core.S3File) -> None:
-        # Real S3 answers too fast to cancel in between: the part waits for the test.
-        started.set()
-        go.wait(10)
+        held.started.set()
+        held.go.wait(10)
         initiate(self)
 
     def noted_discard(self: s3fs.core.S3File) -> None:
-        discarded.set()
+        held.discarded.set()
         discard(self)
 
     monkeypatch.setattr(s3fs.core.S3File, "_initiate_upload", held_initiate)
     monkeypatch.setattr(s3fs.core.S3File, "discard", noted_discard)
+    return held
 
-    async def fetch() -> None:
-        async with atomic_writer_async(f"{bucket}/out/v.mp4", options) as sink:
-            await sink.write(b"x" * (fs.default_block_size + 1024))
 
-    task = asyncio.create_task(fetch())
-    assert await asyncio.to_thread(started.wait, 10)
+async def _write_a_part(url: str, options: dict[str, Any]) -> None:
+    fs, _ = fsspec.core.url_to_fs(url, **options)
+    async with atomic_writer_async(url, options) as sink:
+        await sink.write(b"x" * (fs.default_block_size + 1024))
+
+
+async def test_s3_write_cancelled_while_its_part_goes_out_leaves_no_upload(
+    s3_bucket: tuple[str, dict[str, Any]], held_part: HeldPart
+) -> None:
+    """A cancelled fetch cannot stop a write already in its thread: the multipart
+    upload that write starts must still be aborted, or S3 keeps (and bills) it unseen."""
+    bucket, options = s3_bucket
+    task = asyncio.create_task(_write_a_part(f"{bucket}/out/v.mp4", options))
+    assert await asyncio.to_thread(held_part.started.wait, 10)
     task.cancel()
     # A discard before the part has gone out finds no upload to abort.
-    early = await asyncio.to_thread(discarded.wait, 0.5)
-    go.set()
+    early = await asyncio.to_thread(held_part.discarded.wait, 0.5)
+    held_part.go.set()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert discarded.is_set() and not early
+    assert held_part.discarded.is_set() and not early
+    assert _multipart_uploads(bucket, options) == []
+    assert _names(bucket, options) == []
+
+
+async def test_s3_write_timed_out_by_prefect_is_discarded_before_the_task_ends(
+    s3_bucket: tuple[str, dict[str, Any]], held_part: HeldPart
+) -> None:
+    """Prefect's task timeout cancels through an anyio scope, again at every await:
+    the discard must still finish before the fetch ends, not linger unawaited."""
+    bucket, options = s3_bucket
+
+    def release_when_started() -> None:
+        held_part.started.wait(10)
+        # The bounded wait lets a discard that does not wait for the write show itself.
+        held_part.discarded.wait(0.5)
+        held_part.go.set()
+
+    releaser = threading.Thread(target=release_when_started)
+    releaser.start()
+    before = asyncio.all_tasks()
+    with pytest.raises(TimeoutError), timeout_async(0.2):  # what Prefect's task engine uses
+        await _write_a_part(f"{bucket}/out/v.mp4", options)
+    left_running = [task for task in asyncio.all_tasks() - before if not task.done()]
+    releaser.join(10)
+    assert left_running == []
+    assert held_part.discarded.is_set()
     assert _multipart_uploads(bucket, options) == []
     assert _names(bucket, options) == []

@@ -31,6 +31,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
+from pika_tasks._shielded import shielded
 from pika_tasks.claims import Claim, ClaimBook, Holder
 from pika_tasks.errors import ClaimLostError
 
@@ -149,5 +150,5 @@ class RowClaims:
             yield got
         finally:
             renewal.cancel()
-            # Shielded: a cancelled row still gives its claim back for the next run.
-            await asyncio.shield(asyncio.to_thread(self.book.release, got))
+            # A cancelled row still gives its claim back for the next run.
+            await shielded(asyncio.to_thread(self.book.release, got))
