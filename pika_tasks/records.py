@@ -116,9 +116,17 @@ class OutputLocation:
             return None
 
     def save(self, record: RowRecord) -> None:
-        """Write the row's record atomically."""
+        """Write the row's record atomically and durably.
+
+        Durably (on a local disk, the file reaches the disk before its name): a
+        record lost to a power cut after fal queued its job would let the next
+        run pay for the row again.
+        """
         write_text_atomic(
-            self.record_url(record.id), record.model_dump_json(indent=2), self.storage_options
+            self.record_url(record.id),
+            record.model_dump_json(indent=2),
+            self.storage_options,
+            durable=True,
         )
 
     def video_exists(self, record: RowRecord | None) -> bool:

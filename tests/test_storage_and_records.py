@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from pika_tasks.storage import (
     remove_files,
     stale_partials,
     write_bytes_atomic,
+    write_text_atomic,
 )
 
 HANDLE = handle_at("http://q", "r1")
@@ -243,3 +245,36 @@ async def test_s3_write_timed_out_by_prefect_is_discarded_before_the_task_ends(
     assert held_part.discarded.is_set()
     assert _multipart_uploads(bucket, options) == []
     assert _names(bucket, options) == []
+
+
+def test_a_record_reaches_the_disk_before_its_name_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A power cut cannot be had here: what is checked is the order of the writes.
+
+    The record's bytes are synced while it still has its temporary name, and the
+    folder (the rename) after it has its own, so after a cut the name never points at
+    an empty file that the next run would read as no record, and pay again.
+    """
+    synced: list[tuple[str, bool]] = []
+    real_fsync = os.fsync
+    final = tmp_path / "out" / "a.json"
+
+    def noting_fsync(fd: int) -> None:
+        synced.append((os.readlink(f"/proc/self/fd/{fd}"), final.exists()))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", noting_fsync)
+    out = OutputLocation(str(tmp_path / "out"))
+    out.save(RowRecord(id="a", state="submitting", fingerprint="f"))
+
+    assert len(synced) == 2
+    (file_path, published_then), (folder_path, published_after) = synced
+    assert TEMP_MARKER in file_path and not published_then
+    assert folder_path == str(final.parent) and published_after
+    assert out.load("a") is not None
+
+    synced.clear()
+    write_bytes_atomic(f"{tmp_path}/out/v.mp4", b"video")  # not asked to be durable
+    write_text_atomic(f"memory://durable-{tmp_path.name}/a.json", "{}", durable=True)
+    assert synced == []
