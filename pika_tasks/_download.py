@@ -5,7 +5,11 @@ runs.  The body goes to the caller's ``write`` in pieces of about ``chunk_size``
 (the network's chunks joined until they reach it) while the SHA-256 of each
 piece is computed in a worker thread (``hashlib`` releases the GIL), one piece
 behind the network, so neither hashing nor a slow writer holds up the reads
-of this or any other download on the loop.
+of this or any other download on the loop.  A plain function ``write`` is
+called in that same thread, just before the piece is hashed: one hop a piece
+for both, and the loop's thread is left only the reads (a local file's write
+is a copy into the page cache, which releases the GIL too).  An async
+``write`` is awaited on the loop, beside the hash.
 
 A connection that drops mid-body is resumed with ``Range: bytes=N-`` where N
 is exactly what was written; the bytes that arrived before the drop are
@@ -30,7 +34,8 @@ from pika_tasks.errors import DownloadTimeoutError, ResultExpiredError, Transpor
 from pika_tasks.models import DownloadInfo
 
 Writer = Callable[[bytes], object]
-"""Called with each piece of the body; an awaitable it returns is awaited."""
+"""Called with each piece of the body, in order, one at a time: a plain function in the
+hashing thread (pieces under 64 KiB on the loop), a coroutine function on the loop."""
 
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 
@@ -59,6 +64,9 @@ class _Pipeline:
 
     def __init__(self, write: Writer, progress: _Progress, chunk_size: int) -> None:
         self._write = write
+        # A plain function writes in the hashing thread: one hop a piece does both, and the
+        # loop's thread is left only the reads.
+        self._writes_in_thread = not inspect.iscoroutinefunction(write)
         self._progress = progress
         self._chunk_size = chunk_size
         self._parts: list[bytes] = []
@@ -104,8 +112,14 @@ class _Pipeline:
             await pending
 
     async def _store(self, piece: bytes) -> None:
-        written = self._write(piece)
         digest = self._progress.sha256
+        if self._writes_in_thread and len(piece) >= _HASH_IN_THREAD_FROM:
+            written = await asyncio.to_thread(self._write_and_hash, piece)
+            if inspect.isawaitable(written):
+                await written
+            self._progress.received += len(piece)
+            return
+        written = self._write(piece)
         if len(piece) < _HASH_IN_THREAD_FROM:
             digest.update(piece)
             if inspect.isawaitable(written):
@@ -115,6 +129,11 @@ class _Pipeline:
         else:
             await asyncio.to_thread(digest.update, piece)
         self._progress.received += len(piece)
+
+    def _write_and_hash(self, piece: bytes) -> object:
+        written = self._write(piece)
+        self._progress.sha256.update(piece)
+        return written
 
 
 async def download(

@@ -864,8 +864,10 @@ class PikaClient:
 
         Args:
             url: the file, e.g. ``output.video.url``.
-            write: called with each piece, in order; if it returns an awaitable,
-                that is awaited (an async ``write`` may run in a thread).
+            write: called with each piece, in order, one at a time.  A plain
+                function is called in the worker thread that hashes the piece
+                (the loop's thread for pieces under 64 KiB); a coroutine
+                function is awaited on the loop (and may use threads of its own).
             chunk_size: size the pieces handed to ``write`` reach before they
                 are handed on (the last may be smaller).
             timeout: seconds for the whole download, resumes included; default

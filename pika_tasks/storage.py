@@ -22,7 +22,7 @@ import contextlib
 import os
 import posixpath
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import IO, Any
 
 from fsspec.core import url_to_fs
@@ -271,6 +271,19 @@ class AsyncSink:
 
     def _write_all(self, data: bytes) -> None:
         self._handle.write(data)
+
+    @property
+    def writer(self) -> Callable[[bytes], object]:
+        """The cheapest way to write a piece from a caller with threads of its own.
+
+        On a local disk (or in memory): the file's own ``write``, a plain function
+        to call from any one thread at a time (a download calls it from the thread
+        that hashes the piece, so the event loop's thread only reads the network).
+        Elsewhere: :meth:`write`, to be awaited.
+        """
+        if self._in_place:
+            return self._handle.write
+        return self.write
 
 
 @contextlib.asynccontextmanager

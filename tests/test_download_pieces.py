@@ -5,11 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import threading
 
 import httpx
 import pytest
 
-from pika_tasks._download import RangeIgnored, _Pipeline, _Progress, _start_part
+from pika_tasks._download import (
+    _HASH_IN_THREAD_FROM,
+    RangeIgnored,
+    _Pipeline,
+    _Progress,
+    _start_part,
+)
 
 URL = "http://files.test/files/video.mp4"
 
@@ -41,6 +48,39 @@ async def test_an_async_writer_is_awaited_one_piece_at_a_time() -> None:
         await pipeline.feed(chunk)
     await pipeline.flush()
     assert order == ["start b'a'", "end b'a'", "start b'b'", "end b'b'"]
+
+
+async def test_a_plain_writer_writes_large_pieces_in_the_hashing_thread() -> None:
+    """One thread hop a piece writes and hashes it; the loop's thread only reads.
+    Pieces too small to be worth a hop are written and hashed in place."""
+    loop_thread = threading.get_ident()
+    seen: list[tuple[int, bool]] = []
+
+    def write(piece: bytes) -> None:
+        seen.append((len(piece), threading.get_ident() == loop_thread))
+
+    progress = _Progress()
+    pipeline = _Pipeline(write, progress, chunk_size=_HASH_IN_THREAD_FROM)
+    body = [b"x" * _HASH_IN_THREAD_FROM, b"y" * _HASH_IN_THREAD_FROM, b"z" * 10]
+    for chunk in body:
+        await pipeline.feed(chunk)
+    await pipeline.flush()
+    assert seen == [(_HASH_IN_THREAD_FROM, False), (_HASH_IN_THREAD_FROM, False), (10, True)]
+    assert progress.sha256.hexdigest() == hashlib.sha256(b"".join(body)).hexdigest()
+    assert progress.received == sum(map(len, body))
+
+
+async def test_an_async_writer_runs_on_the_loop_beside_the_hash() -> None:
+    loop_thread = threading.get_ident()
+    on_loop: list[bool] = []
+
+    async def write(piece: bytes) -> None:
+        on_loop.append(threading.get_ident() == loop_thread)
+
+    pipeline = _Pipeline(write, _Progress(), chunk_size=_HASH_IN_THREAD_FROM)
+    await pipeline.feed(b"x" * _HASH_IN_THREAD_FROM)
+    await pipeline.flush()
+    assert on_loop == [True]
 
 
 def answer(status: int, **headers: str) -> httpx.Response:

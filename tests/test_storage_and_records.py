@@ -109,6 +109,21 @@ async def test_async_atomic_write_lands_whole(location: tuple[str, dict[str, Any
     assert _names(f"{base}/deep", options) == ["v.mp4"]
 
 
+async def test_the_sinks_writer_is_the_files_own_write_only_where_writes_are_cheap(
+    location: tuple[str, dict[str, Any]],
+) -> None:
+    base, options = location
+    async with atomic_writer_async(f"{base}/w.bin", options) as sink:
+        writer = sink.writer
+        if base.startswith("s3://"):
+            assert writer == sink.write  # an upload can block: awaited, in a thread
+            await writer(b"abc")  # type: ignore[misc]
+        else:
+            assert not asyncio.iscoroutinefunction(writer)
+            await asyncio.to_thread(writer, b"abc")
+    assert read_bytes(f"{base}/w.bin", options) == b"abc"
+
+
 async def test_failed_async_write_leaves_nothing(location: tuple[str, dict[str, Any]]) -> None:
     base, options = location
     with pytest.raises(RuntimeError, match="interrupted"):
