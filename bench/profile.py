@@ -6,6 +6,11 @@ the flow) under ``py-spy record`` and writes
 ``bench/results/profile-<variant>.txt``: the share of samples in which each
 function is on the stack (inclusive), for the functions that matter most.
 Sampling distorts CPU figures; use the benchmark itself for those.
+
+With ``--gil`` only the thread holding the interpreter lock is sampled, so a
+sample is Python's own CPU time, and the summary opens with that time per
+row, by part (:func:`by_part`): Prefect's task engine, the task bodies, the
+client, the pipeline's bookkeeping, and so on.
 """
 
 from __future__ import annotations
@@ -43,6 +48,57 @@ def summarise(raw: Path, top: int = 150) -> str:
     for frame, samples in inclusive.most_common(top):
         lines.append(f"{100.0 * samples / max(total, 1):5.1f}%  {frame}")
     return "\n".join(lines) + "\n"
+
+
+_CLIENT_MARKS = ("PikaClient", "httpx", "httpcore", "anyio/streams/tls")
+
+
+def _part_of(stack: str) -> str:
+    """The part of the process a sampled stack (root first, ``;``-joined) belongs to."""
+    frames = stack.split(";")
+    on_main_thread = "_bootstrap (threading.py" not in frames[0]
+    is_client = any(mark in stack for mark in _CLIENT_MARKS)
+    if "_find_and_load" in stack:
+        return "start-up imports"
+    if "call_task_fn" in stack:
+        if is_client:
+            return "our client and HTTP, in the task bodies"
+        return "the rest of the task bodies (their Prefect logging, state and result)"
+    if "prefect/task_engine.py" in stack:
+        return "Prefect's task engine around the bodies"
+    if "prefect/events" in stack:
+        return "Prefect's events worker"
+    if "prefect/logging" in stack or "logging/__init__" in stack:
+        return "logging"
+    if "prefect/" in stack:
+        return "the rest of Prefect"
+    if "_WorkItem.run" in stack:
+        return "worker threads (files, images, hashes)"
+    if not on_main_thread and "run_forever" in stack:
+        return "the status follower's thread (its loop and client)"
+    if is_client:
+        return "our client and HTTP, on the flow's loop"
+    if "pika_tasks" in stack:
+        return "the row pipeline and flow wiring"
+    return "the event loop itself and the rest"
+
+
+def by_part(raw: Path, rows: int, rate: int) -> str:
+    """Milliseconds of sampled time per row, by part of the process (most first).
+
+    Meant for ``--gil`` profiles, where a sample is time with the interpreter
+    lock held: Python's own CPU, which threads cannot share.
+    """
+    parts: Counter[str] = Counter()
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if count.isdigit():
+            parts[_part_of(stack)] += int(count)
+    per_row = 1000.0 / rate / max(rows, 1)
+    during = sum(n for part, n in parts.items() if part != "start-up imports")
+    lines = [f"{during * per_row:.2f} ms a row of sampled time (start-up imports apart), by part:"]
+    lines += [f"{n * per_row:7.2f} ms  {part}" for part, n in parts.most_common()]
+    return "\n".join(lines) + "\n\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,7 +149,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         args.out.mkdir(parents=True, exist_ok=True)
         target = args.out / f"profile-{args.variant}.txt"
-        target.write_text(summarise(raw))
+        summary = summarise(raw)
+        if args.gil:
+            summary = by_part(raw, args.rows, args.rate) + summary
+        target.write_text(summary)
         if args.keep_raw:
             shutil.copy(raw, args.out / f"profile-{args.variant}.raw.txt")
         print(target.read_text())
