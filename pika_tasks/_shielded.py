@@ -2,16 +2,18 @@
 
 A remote cancel, a partial upload's abort, a claim given back: each protects
 the user's money or the next run, so each must run to its end when the row
-that needs it is cancelled.  ``asyncio.shield`` alone does not see to that
-under anyio's cancel scopes (Prefect's task timeouts are one): a cancelled
-anyio scope cancels its task again at every await, so the caller stops
-waiting at once and the shielded work is left running with nobody to wait
-for it (a client about to close its pools, a loop about to end).
+that needs it is cancelled.  ``asyncio.shield`` alone does not see to that:
+its caller stops waiting at the first cancellation, and under anyio's cancel
+scopes (Prefect's task timeouts are one) at once, since a cancelled scope
+cancels its task again at every await.  The work is then left with nobody to
+wait for it: a client about to close its pools, a task group about to end,
+a loop about to close and cancel whatever is still pending.
 
-:func:`shielded` keeps both promises: the work is never cancelled by its
-caller's cancellation, and inside a cancelled anyio scope the caller waits
-for it.  A plain asyncio cancellation of the caller still interrupts the
-wait at once (the work goes on), as with ``asyncio.shield``.
+:func:`shielded` waits for the work through every cancellation, anyio's and
+asyncio's, and then raises the first asyncio cancellation it swallowed (an
+anyio scope raises its own once the work is done).  Each piece of work it is
+given is bounded by its own timeouts: a cancelled row waits for it, not for
+ever.
 
 Example:
     >>> import asyncio
@@ -36,8 +38,25 @@ T = TypeVar("T")
 
 
 async def shielded(work: Awaitable[T]) -> T:
-    """Run ``work`` to its end whatever cancels the caller, and return its result."""
+    """Run ``work`` to its end whatever cancels the caller, and return its result.
+
+    Raises:
+        asyncio.CancelledError: the caller was cancelled meanwhile (once the work is done).
+        Exception: what the work raised, when the caller was not cancelled.
+    """
     running = asyncio.ensure_future(work)
+    swallowed: asyncio.CancelledError | None = None
     with anyio.CancelScope(shield=True):
-        await asyncio.wait([running])
-    return running.result()
+        while not running.done():
+            try:
+                await asyncio.wait([running])
+            except asyncio.CancelledError as cancel:
+                swallowed = swallowed or cancel
+    if swallowed is None:
+        return running.result()
+    if not running.cancelled():
+        running.exception()  # retrieved: the cancellation is what the caller gets
+    # Without its old traceback, whose frames (asyncio.wait's) would keep the finished
+    # work, and its error, alive for as long as the cancellation is.
+    del running
+    raise swallowed.with_traceback(None)
