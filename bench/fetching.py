@@ -63,7 +63,7 @@ async def run_transfer(
         async def ours(n: int, target: str) -> int:
             output = await client.result(handles[n])
             async with atomic_writer_async(target, options) as sink:
-                info = await client.download(output.video.url, sink.writer)
+                info = await client.download(output.video.url, sink.writer, write_in_thread=True)
             return info.size
 
         async def plain(n: int, target: str) -> int:

@@ -6,10 +6,12 @@ runs.  The body goes to the caller's ``write`` in pieces of about ``chunk_size``
 piece is computed in a worker thread (``hashlib`` releases the GIL), one piece
 behind the network, so neither hashing nor a slow writer holds up the reads
 of this or any other download on the loop.  A plain function ``write`` is
-called in that same thread, just before the piece is hashed: one hop a piece
-for both, and the loop's thread is left only the reads (a local file's write
-is a copy into the page cache, which releases the GIL too).  An async
-``write`` is awaited on the loop, beside the hash.
+called in that same thread when the caller says it may be
+(``write_in_thread``), just before the piece is hashed: one hop a piece for
+both, and the loop's thread is left only the reads (a local file's write is
+a copy into the page cache, which releases the GIL too).  Otherwise a plain
+``write`` is called on the loop, and an async one awaited there, beside the
+hash.
 
 A connection that drops mid-body is resumed with ``Range: bytes=N-`` where N
 is exactly what was written; the bytes that arrived before the drop are
@@ -30,12 +32,13 @@ from typing import Any
 import httpx
 
 from pika_tasks._responses import error_for, explain, safe_url
+from pika_tasks._shielded import shielded
 from pika_tasks.errors import DownloadTimeoutError, ResultExpiredError, TransportError
 from pika_tasks.models import DownloadInfo
 
 Writer = Callable[[bytes], object]
-"""Called with each piece of the body, in order, one at a time: a plain function in the
-hashing thread (pieces under 64 KiB on the loop), a coroutine function on the loop."""
+"""Called with each piece of the body, in order, one at a time (an awaitable it returns is
+awaited); with ``write_in_thread``, a plain function is called in the hashing thread."""
 
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 
@@ -62,11 +65,13 @@ class _Pipeline:
     """Hands the body on in pieces of about ``chunk_size``, writing and hashing one
     piece while the next one is read.  ``progress.received`` counts written bytes only."""
 
-    def __init__(self, write: Writer, progress: _Progress, chunk_size: int) -> None:
+    def __init__(
+        self, write: Writer, progress: _Progress, chunk_size: int, write_in_thread: bool = False
+    ) -> None:
         self._write = write
-        # A plain function writes in the hashing thread: one hop a piece does both, and the
-        # loop's thread is left only the reads.
-        self._writes_in_thread = not inspect.iscoroutinefunction(write)
+        # A plain function that may be called from a worker thread writes in the hashing
+        # thread: one hop a piece does both, and the loop's thread is left only the reads.
+        self._writes_in_thread = write_in_thread and not inspect.iscoroutinefunction(write)
         self._progress = progress
         self._chunk_size = chunk_size
         self._parts: list[bytes] = []
@@ -92,14 +97,15 @@ class _Pipeline:
         self._buffered = 0
         return piece
 
-    def abandon(self) -> None:
-        """Drop the piece in flight: the download failed for good or was cancelled."""
+    async def abandon(self) -> None:
+        """Let the piece in flight finish, its error unraised: the download failed or was
+        cancelled.  A write in a thread cannot be stopped, and the caller may discard
+        what was written as soon as this returns."""
         pending, self._pending = self._pending, None
         if pending is None:
             return
-        if not pending.done():
-            pending.cancel()
-        elif not pending.cancelled():
+        await shielded(asyncio.wait([pending]))
+        if not pending.cancelled():
             pending.exception()  # retrieved: it is the error being raised, or beside it
 
     async def _hand_on(self, piece: bytes) -> None:
@@ -147,6 +153,7 @@ async def download(
     deadline: float | None,
     secret: str,
     chunk_size: int = 1 << 20,
+    write_in_thread: bool = False,
 ) -> DownloadInfo:
     """Stream ``url`` to ``write``; see the module docstring.
 
@@ -162,6 +169,9 @@ async def download(
         chunk_size: size the pieces handed to ``write`` reach before they are handed
             on (a piece exceeds it by less than one network read; the last may be
             smaller).
+        write_in_thread: call a plain function ``write`` in the thread that hashes
+            each piece (see the module docstring); it must then be safe to call
+            from a worker thread.
 
     Raises:
         ResultExpiredError: the file is gone (404 / 410).
@@ -172,7 +182,8 @@ async def download(
     progress = _Progress()
 
     async def attempt() -> None:
-        await _download_once(http, url, write, chunk_size, progress, auth, timeout, secret)
+        pipeline = _Pipeline(write, progress, chunk_size, write_in_thread)
+        await _download_once(http, url, pipeline, progress, auth, timeout, secret)
 
     limit = asyncio.timeout(deadline)
     try:
@@ -198,8 +209,7 @@ async def download(
 async def _download_once(
     http: httpx.AsyncClient,
     url: str,
-    write: Writer,
-    chunk_size: int,
+    pipeline: _Pipeline,
     progress: _Progress,
     auth: httpx.Auth,
     timeout: httpx.Timeout,
@@ -211,7 +221,6 @@ async def _download_once(
         if progress.etag:
             # Only the same file may continue; a changed one comes back whole (200).
             headers["If-Range"] = progress.etag
-    pipeline = _Pipeline(write, progress, chunk_size)
     try:
         async with http.stream(
             "GET", url, headers=headers, auth=auth, timeout=timeout, follow_redirects=True
@@ -231,7 +240,7 @@ async def _download_once(
             f"download of {safe_url(url)} stopped after {progress.received} bytes: {explain(exc)}"
         ) from exc
     except BaseException:
-        pipeline.abandon()
+        await pipeline.abandon()
         raise
     if progress.total is not None and progress.received != progress.total:
         raise TransportError(

@@ -853,6 +853,7 @@ class PikaClient:
         *,
         chunk_size: int = 1 << 20,
         timeout: float | _Default | None = _DEFAULT,
+        write_in_thread: bool = False,
     ) -> DownloadInfo:
         """Stream the file at ``url`` to ``write``, in pieces of about ``chunk_size``.
 
@@ -864,14 +865,18 @@ class PikaClient:
 
         Args:
             url: the file, e.g. ``output.video.url``.
-            write: called with each piece, in order, one at a time.  A plain
-                function is called in the worker thread that hashes the piece
-                (the loop's thread for pieces under 64 KiB); a coroutine
-                function is awaited on the loop (and may use threads of its own).
+            write: called with each piece, in order, one at a time; if it
+                returns an awaitable, that is awaited (an async ``write`` may
+                run in a thread of its own).
             chunk_size: size the pieces handed to ``write`` reach before they
                 are handed on (the last may be smaller).
             timeout: seconds for the whole download, resumes included; default
                 the ``download_timeout`` setting; None for no limit.
+            write_in_thread: a plain function ``write`` is safe to call from a
+                worker thread (one call at a time): it is then called in the
+                thread that hashes each piece of 64 KiB or more, which leaves
+                the event loop's thread only the network (a local file's
+                ``write`` is; see ``AsyncSink.writer``).
 
         Raises:
             ResultExpiredError: the file is gone (404 / 410).
@@ -889,6 +894,7 @@ class PikaClient:
             deadline=self._settings.download_timeout if isinstance(timeout, _Default) else timeout,
             secret=self._secret,
             chunk_size=chunk_size,
+            write_in_thread=write_in_thread,
         )
 
     async def upload(self, data: bytes, *, content_type: str, file_name: str | None = None) -> str:

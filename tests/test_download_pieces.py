@@ -50,9 +50,14 @@ async def test_an_async_writer_is_awaited_one_piece_at_a_time() -> None:
     assert order == ["start b'a'", "end b'a'", "start b'b'", "end b'b'"]
 
 
-async def test_a_plain_writer_writes_large_pieces_in_the_hashing_thread() -> None:
-    """One thread hop a piece writes and hashes it; the loop's thread only reads.
-    Pieces too small to be worth a hop are written and hashed in place."""
+@pytest.mark.parametrize("in_thread", [True, False], ids=["write_in_thread", "on_the_loop"])
+async def test_a_plain_writer_writes_large_pieces_in_the_hashing_thread_when_allowed(
+    in_thread: bool,
+) -> None:
+    """Allowed, one thread hop a piece writes and hashes it, and the loop's thread only
+    reads; pieces too small to be worth a hop are written and hashed in place.  Not
+    allowed (the default, for writers tied to the loop's thread), every piece is
+    written on the loop."""
     loop_thread = threading.get_ident()
     seen: list[tuple[int, bool]] = []
 
@@ -60,14 +65,38 @@ async def test_a_plain_writer_writes_large_pieces_in_the_hashing_thread() -> Non
         seen.append((len(piece), threading.get_ident() == loop_thread))
 
     progress = _Progress()
-    pipeline = _Pipeline(write, progress, chunk_size=_HASH_IN_THREAD_FROM)
+    pipeline = _Pipeline(write, progress, _HASH_IN_THREAD_FROM, write_in_thread=in_thread)
     body = [b"x" * _HASH_IN_THREAD_FROM, b"y" * _HASH_IN_THREAD_FROM, b"z" * 10]
     for chunk in body:
         await pipeline.feed(chunk)
     await pipeline.flush()
-    assert seen == [(_HASH_IN_THREAD_FROM, False), (_HASH_IN_THREAD_FROM, False), (10, True)]
+    on_loop = not in_thread
+    assert seen == [(_HASH_IN_THREAD_FROM, on_loop), (_HASH_IN_THREAD_FROM, on_loop), (10, True)]
     assert progress.sha256.hexdigest() == hashlib.sha256(b"".join(body)).hexdigest()
     assert progress.received == sum(map(len, body))
+
+
+async def test_an_abandoned_download_waits_for_the_piece_its_thread_is_writing() -> None:
+    """A write in a thread cannot be stopped: the caller, who discards the file next,
+    must not go on until it has ended."""
+    started, go = threading.Event(), threading.Event()
+    finished: list[int] = []
+
+    def write(piece: bytes) -> None:
+        started.set()
+        go.wait(10)
+        finished.append(len(piece))
+
+    pipeline = _Pipeline(write, _Progress(), _HASH_IN_THREAD_FROM, write_in_thread=True)
+    await pipeline.feed(b"x" * _HASH_IN_THREAD_FROM)
+    assert await asyncio.to_thread(started.wait, 10)
+    abandoning = asyncio.create_task(pipeline.abandon())
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not abandoning.done() and finished == []
+    go.set()
+    await abandoning
+    assert finished == [_HASH_IN_THREAD_FROM]
 
 
 async def test_an_async_writer_runs_on_the_loop_beside_the_hash() -> None:
@@ -77,7 +106,7 @@ async def test_an_async_writer_runs_on_the_loop_beside_the_hash() -> None:
     async def write(piece: bytes) -> None:
         on_loop.append(threading.get_ident() == loop_thread)
 
-    pipeline = _Pipeline(write, _Progress(), chunk_size=_HASH_IN_THREAD_FROM)
+    pipeline = _Pipeline(write, _Progress(), _HASH_IN_THREAD_FROM, write_in_thread=True)
     await pipeline.feed(b"x" * _HASH_IN_THREAD_FROM)
     await pipeline.flush()
     assert on_loop == [True]

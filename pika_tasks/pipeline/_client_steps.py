@@ -59,7 +59,7 @@ async def copy_video(
     if output is None:
         output = await client.result(handle)
     async with atomic_writer_async(destination, storage_options) as sink:
-        info = await client.download(output.video.url, sink.writer)
+        info = await client.download(output.video.url, sink.writer, write_in_thread=True)
     return DownloadedFile(path=destination, video=output.video, **info.model_dump())
 
 
