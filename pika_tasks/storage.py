@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import posixpath
 import uuid
@@ -145,13 +146,39 @@ def _speaks(fs: Any, protocols: frozenset[str]) -> bool:
 _LOCAL_DISK_PROTOCOLS = frozenset({"file", "local"})
 
 
-def _sync_folder(path: str) -> None:
-    """Make the entries of ``path``'s folder (a rename into it) reach the disk."""
-    folder = os.open(posixpath.dirname(path) or ".", os.O_RDONLY)
+# What a filesystem that cannot sync answers (a folder on Windows, some FUSE, CIFS and
+# virtiofs mounts): the write itself has been made, it is only not known to be on disk.
+# An I/O error (EIO) is not among them: that one means data was lost.
+_CANNOT_SYNC = frozenset(
+    {errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EBADF, errno.EACCES, errno.EPERM}
+)
+
+
+def _sync(sync: Callable[[], None]) -> None:
     try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
+        sync()
+    except OSError as error:
+        if error.errno not in _CANNOT_SYNC:
+            raise
+
+
+def _sync_file(handle: Any) -> None:
+    """Make what was written to ``handle`` reach the disk, where the filesystem can."""
+    handle.flush()
+    _sync(lambda: os.fsync(handle.fileno()))
+
+
+def _sync_folder(path: str) -> None:
+    """Make the entries of ``path``'s folder (a rename into it) reach the disk, where it can."""
+
+    def sync() -> None:
+        folder = os.open(posixpath.dirname(path) or ".", os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
+
+    _sync(sync)
 
 
 class _AtomicTarget:
@@ -186,8 +213,7 @@ class _AtomicTarget:
 
     def commit(self) -> None:
         if self.durable:
-            self.handle.flush()
-            os.fsync(self.handle.fileno())
+            _sync_file(self.handle)
         self.handle.close()  # on S3 this is the upload (or its completion)
         if not self.direct:
             self.fs.mv(self.temp, self.path)

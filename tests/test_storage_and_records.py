@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import threading
 from dataclasses import dataclass, field
@@ -293,3 +294,27 @@ def test_a_record_reaches_the_disk_before_its_name_does(
     write_bytes_atomic(f"{tmp_path}/out/v.mp4", b"video")  # not asked to be durable
     write_text_atomic(f"memory://durable-{tmp_path.name}/a.json", "{}", durable=True)
     assert synced == []
+
+
+@pytest.mark.parametrize(
+    ("error", "saved"),
+    [(errno.EINVAL, True), (errno.EACCES, True), (errno.EIO, False)],
+    ids=["a mount that cannot sync", "a folder that cannot be opened", "a disk that lost data"],
+)
+def test_a_filesystem_that_cannot_sync_still_saves_but_a_lost_write_fails(
+    error: int, saved: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Some mounts (FUSE, CIFS, virtiofs) refuse fsync with EINVAL; EIO means data was lost.
+    def failing_fsync(fd: int) -> None:
+        raise OSError(error, os.strerror(error))
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    out = OutputLocation(str(tmp_path / "out"))
+    record = RowRecord(id="a", state="submitting", fingerprint="f")
+    if saved:
+        out.save(record)
+        assert out.load("a") == record
+    else:
+        with pytest.raises(OSError, match=os.strerror(errno.EIO)):
+            out.save(record)
+        assert out.load("a") is None and _names(str(tmp_path / "out"), {}) == []
