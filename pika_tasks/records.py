@@ -74,6 +74,8 @@ class RowRecord(BaseModel):
     row: dict[str, Any] = Field(default_factory=dict)
     request: RequestHandle | None = None
     flow_run_id: str | None = None
+    # The run that sent the submit; unlike flow_run_id, kept when another run re-attaches.
+    submitted_by: str | None = None
     seed: int | None = None
     submitted_at: str | None = None
     completed_at: str | None = None

@@ -104,8 +104,18 @@ class _Shard:
         return self.run is None or bool(self.run.state and self.run.state.is_final())
 
 
-def _paid_here(record: RowRecord, since: datetime | None) -> bool:
-    """Whether the record's submit was sent by the run launched at ``since``."""
+def _paid_here(record: RowRecord, run_id: str, since: datetime | None) -> bool:
+    """Whether the run ``run_id``, launched at ``since``, sent a submit fal may have queued.
+
+    fal may have queued a submit that has a request, or whose answer never came
+    (``submitting``); one it refused (failed, with no request) was not paid.
+    Records written before they named the submitting run are judged by time:
+    a submit sent since the launch (on the worker's clock against the API's).
+    """
+    if record.request is None and record.state != "submitting":
+        return False
+    if record.submitted_by is not None:
+        return record.submitted_by == run_id
     if since is None or record.submitted_at is None:
         return False
     try:
@@ -153,7 +163,7 @@ def recorded_outcome(
                 "(nothing was paid for it)"
             }
         )
-    paid = _paid_here(record, launched_at)
+    paid = _paid_here(record, run_id, launched_at)
     row = record.row
     cost = prices.cost(row.get("resolution", "720p"), row.get("duration", 5)) if paid else 0.0
     request_id = record.request.request_id if record.request else None

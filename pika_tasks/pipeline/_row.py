@@ -150,6 +150,7 @@ async def _submit(plan: RowPlan, ctx: RowContext) -> RowRecord:
         seed=plan.row.seed,
         submitted_at=utc_now(),
         flow_run_id=ctx.run_id,
+        submitted_by=ctx.run_id,
     )
     # The bytes read when the row was planned are the bytes sent: one read per image.
     image_url = await deliver_image_url(

@@ -305,6 +305,53 @@ def test_a_shard_without_a_report_is_read_from_its_records(
     assert outcome.cost_usd == (0.45 if mine and state is not None else 0.0)
 
 
+@pytest.mark.parametrize(
+    ("submitted_by", "answered", "state", "paid"),
+    [
+        ("shard-run", True, "submitted", True),
+        ("shard-run", False, "submitting", True),  # its answer never came: maybe queued
+        ("shard-run", False, "failed", False),  # fal refused it: nothing queued
+        ("earlier-run", True, "submitted", False),  # re-attached by the shard, paid before
+    ],
+    ids=["sent by the shard", "answer lost", "refused by fal", "re-attached"],
+)
+def test_what_a_shard_without_a_report_paid_is_read_from_who_sent_the_submit(
+    submitted_by: str, answered: bool, state: str, paid: bool
+) -> None:
+    """Whatever the clocks say: the worker's may run ahead of the API's, so a submit
+    sent before the launch can look sent after it."""
+    from datetime import UTC, datetime, timedelta
+
+    from pika_tasks.flows.scale_out import recorded_outcome
+    from pika_tasks.pricing import PriceTable
+    from pika_tasks.records import RowRecord
+
+    launched = datetime.now(UTC) - timedelta(minutes=5)
+    record = RowRecord(
+        id="a",
+        state=state,  # type: ignore[arg-type]
+        fingerprint="f",
+        row={"resolution": "720p", "duration": 5},
+        flow_run_id="shard-run",
+        submitted_by=submitted_by,
+        submitted_at=datetime.now(UTC).isoformat(),  # after the launch, on any clock
+        request=handle_at("https://queue.example") if answered else None,
+        error="refused" if state == "failed" else None,
+    )
+    outcome = recorded_outcome(
+        "a",
+        3,
+        record,
+        run_id="shard-run",
+        run_label="shard 7 (Crashed)",
+        launched_at=launched,
+        video_exists=False,
+        prices=PriceTable(),
+    )
+    assert outcome.cost_usd == (0.2 if paid else 0.0)
+    assert outcome.action == ("submit" if paid else "reattach")
+
+
 def test_the_rows_of_a_shard_run_never_created_are_not_run_unless_done_before(
     tmp_path: Path,
 ) -> None:
@@ -354,7 +401,12 @@ def test_a_crashed_shard_is_merged_from_its_records_not_its_hooks_partial_report
     run_id = uuid.uuid4()
     launched = datetime.now(UTC) - timedelta(minutes=1)
     (tmp_path / "done.mp4").write_bytes(b"video")
-    common = {"fingerprint": "f", "flow_run_id": str(run_id), "submitted_at": utc_now()}
+    common = {
+        "fingerprint": "f",
+        "flow_run_id": str(run_id),
+        "submitted_at": utc_now(),
+        "request": handle_at("https://queue.example"),  # both were queued at fal
+    }
     out.save(
         RowRecord(id="done", state="succeeded", output=str(tmp_path / "done.mp4"), size=5, **common)
     )

@@ -198,25 +198,28 @@ async def test_a_video_gone_at_fal_is_recorded_so_the_next_run_submits_the_row(
     (tmp_path / "a.png").write_bytes(png_bytes())
     out = OutputLocation(str(tmp_path / "out"))
     async with PikaClient(settings_for(emu)) as client:
-        ctx = client_rows(client, out)
 
-        async def run_once() -> Any:
+        async def run_once(run_id: str) -> Any:
             plan = await planned(out, tmp_path / "a.png")
-            return plan.action, await run_row(plan, ctx)
+            return plan.action, await run_row(plan, client_rows(client, out, run_id=run_id))
 
-        action, first = await run_once()
+        action, first = await run_once("run-1")
         assert (action, first.status) == (Action.SUBMIT, "succeeded")
         (tmp_path / "out" / "r1.mp4").unlink()
         assert first.request_id is not None and emu.expire(first.request_id, videos_only=True)
 
-        action, second = await run_once()
+        action, second = await run_once("run-2")
         assert (action, second.status) == (Action.REATTACH, "failed")
         assert second.error is not None and "submits the row again" in second.error
         record = out.load("r1")
         assert record is not None and record.state == "failed"
+        # The run that re-attached is named, and the one that paid is kept.
+        assert (record.flow_run_id, record.submitted_by) == ("run-2", "run-1")
 
-        action, third = await run_once()
+        action, third = await run_once("run-3")
         assert (action, third.status) == (Action.SUBMIT, "succeeded")
+        record = out.load("r1")
+        assert record is not None and record.submitted_by == "run-3"
     assert emu.stats()["submissions"] == 2
     assert (tmp_path / "out" / "r1.mp4").exists()
 
