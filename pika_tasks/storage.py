@@ -205,11 +205,28 @@ class _AtomicTarget:
         else:
             parent = posixpath.dirname(self.path)
             if parent:
-                self.fs.makedirs(parent, exist_ok=True)
+                self._make_folders(parent)
             self.temp = temporary_name(self.path)
             self.handle = self.fs.open(self.temp, "wb")
         handle: IO[bytes] = self.handle
         return handle
+
+    def _make_folders(self, folder: str) -> None:
+        """Create ``folder`` and what is missing above it; durably, each new name synced."""
+        if not self.durable:
+            self.fs.makedirs(folder, exist_ok=True)
+            return
+        missing = []
+        while folder and not self.fs.exists(folder):
+            missing.append(folder)
+            up = posixpath.dirname(folder)
+            folder = "" if up == folder else up
+        if missing:
+            self.fs.makedirs(missing[0], exist_ok=True)
+        # A new folder is a name in its parent: without a sync, a power cut can take
+        # it, and every record written into it, away.
+        for made in reversed(missing):
+            _sync_folder(made)
 
     def commit(self) -> None:
         if self.durable:

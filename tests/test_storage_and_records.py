@@ -281,6 +281,7 @@ def test_a_record_reaches_the_disk_before_its_name_does(
         real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", noting_fsync)
+    final.parent.mkdir()  # the folder's own creation is synced too: see below
     out = OutputLocation(str(tmp_path / "out"))
     out.save(RowRecord(id="a", state="submitting", fingerprint="f"))
 
@@ -294,6 +295,28 @@ def test_a_record_reaches_the_disk_before_its_name_does(
     write_bytes_atomic(f"{tmp_path}/out/v.mp4", b"video")  # not asked to be durable
     write_text_atomic(f"memory://durable-{tmp_path.name}/a.json", "{}", durable=True)
     assert synced == []
+
+
+def test_the_folders_a_first_record_creates_reach_the_disk_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A new folder is a name in its parent: each parent that gained one is synced.
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def noting_fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", noting_fsync)
+    out = OutputLocation(str(tmp_path / "runs" / "out"))
+    out.save(RowRecord(id="a", state="submitting", fingerprint="f"))
+    folders = [path for path in synced if TEMP_MARKER not in path]
+    assert folders == [str(tmp_path), str(tmp_path / "runs"), str(tmp_path / "runs" / "out")]
+
+    synced.clear()
+    out.save(RowRecord(id="b", state="submitting", fingerprint="f"))
+    assert [path for path in synced if TEMP_MARKER not in path] == [str(tmp_path / "runs" / "out")]
 
 
 @pytest.mark.parametrize(
