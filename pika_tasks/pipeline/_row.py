@@ -212,8 +212,12 @@ async def _fetch(
     assert record.request is not None
     started = time.monotonic()
     destination = ctx.out.video_url(record.id)
-    # A run killed mid-download leaves its temporary behind; this run owns the row now.
-    stale = ctx.stale_partials.pop(f"{record.id}.mp4", [])
+    # A run killed mid-download, or mid-way through saving the row's record, leaves its
+    # temporary behind; this run owns the row now.
+    stale = [
+        *ctx.stale_partials.pop(f"{record.id}.mp4", []),
+        *ctx.stale_partials.pop(f"{record.id}.json", []),
+    ]
     if stale:
         await asyncio.to_thread(remove_files, stale, destination, ctx.out.storage_options)
     video = await ctx.steps.fetch(record.request, destination, record.id, output)

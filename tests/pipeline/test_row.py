@@ -38,6 +38,7 @@ from pika_tasks.pipeline import (
 from pika_tasks.pricing import PriceTable
 from pika_tasks.records import OutputLocation, RowRecord
 from pika_tasks.settings import PikaSettings
+from pika_tasks.storage import stale_partials, temporary_name
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -186,6 +187,28 @@ async def test_a_record_that_cannot_be_written_after_the_submit_loses_no_request
     assert record is not None and record.state == "succeeded"
     assert record.request is not None and record.request.request_id == outcome.request_id
     assert budget.spent_usd == pytest.approx(0.20)
+
+
+async def test_the_temporaries_a_killed_run_left_for_a_row_are_removed_by_the_run_that_makes_it(
+    make_emulator: Callable[..., Any], tmp_path: Path
+) -> None:
+    """A run killed mid-download, or while saving a record (a synced save takes a
+    moment), leaves hidden temporaries; the next run that makes the row removes them."""
+    emu = make_emulator(runners=1, job_seconds=0.1, fps=4)
+    (tmp_path / "a.png").write_bytes(png_bytes())
+    folder = tmp_path / "out"
+    folder.mkdir()
+    left = [folder / temporary_name("r1.mp4"), folder / temporary_name("r1.json")]
+    other = folder / temporary_name("r2.json")
+    for path in (*left, other):
+        path.write_bytes(b"half")
+    out = OutputLocation(str(folder))
+    async with PikaClient(settings_for(emu)) as client:
+        ctx = client_rows(client, out, stale_partials=stale_partials(str(folder)))
+        outcome = await run_row(await planned(out, tmp_path / "a.png"), ctx)
+    assert outcome.status == "succeeded", outcome.error
+    assert not any(path.exists() for path in left)
+    assert other.exists()  # another row's: left to the run that makes that row
 
 
 async def test_a_video_gone_at_fal_is_recorded_so_the_next_run_submits_the_row(
