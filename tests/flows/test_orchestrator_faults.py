@@ -247,6 +247,23 @@ async def test_slots_go_on_without_an_unreachable_limit_then_use_it_again(
     assert any("answers again" in m for m in messages)
 
 
+def shard_row_outcome(record: Any, launched: Any, *, video_exists: bool) -> Any:
+    """Row "a" (row 3) of crashed shard "shard-run", read from its record."""
+    from pika_tasks.flows.scale_out import recorded_outcome
+    from pika_tasks.pricing import PriceTable
+
+    return recorded_outcome(
+        "a",
+        3,
+        record,
+        run_id="shard-run",
+        run_label="shard 7 (Crashed)",
+        launched_at=launched,
+        video_exists=video_exists,
+        prices=PriceTable(),
+    )
+
+
 @pytest.mark.parametrize(
     ("state", "mine", "video", "expected"),
     [
@@ -266,8 +283,6 @@ def test_a_shard_without_a_report_is_read_from_its_records(
 ) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from pika_tasks.flows.scale_out import recorded_outcome
-    from pika_tasks.pricing import PriceTable
     from pika_tasks.records import RowRecord
 
     launched = datetime.now(UTC) - timedelta(minutes=5)
@@ -285,16 +300,7 @@ def test_a_shard_without_a_report_is_read_from_its_records(
             output="/out/a.mp4" if state == "succeeded" else None,
             error=error,
         )
-    outcome = recorded_outcome(
-        "a",
-        3,
-        record,
-        run_id="shard-run",
-        run_label="shard 7 (Crashed)",
-        launched_at=launched,
-        video_exists=video,
-        prices=PriceTable(),
-    )
+    outcome = shard_row_outcome(record, launched, video_exists=video)
     status, words = expected
     assert (outcome.id, outcome.row_number, outcome.status) == ("a", 3, status)
     if words is None:
@@ -322,8 +328,6 @@ def test_what_a_shard_without_a_report_paid_is_read_from_who_sent_the_submit(
     sent before the launch can look sent after it."""
     from datetime import UTC, datetime, timedelta
 
-    from pika_tasks.flows.scale_out import recorded_outcome
-    from pika_tasks.pricing import PriceTable
     from pika_tasks.records import RowRecord
 
     launched = datetime.now(UTC) - timedelta(minutes=5)
@@ -338,16 +342,7 @@ def test_what_a_shard_without_a_report_paid_is_read_from_who_sent_the_submit(
         request=handle_at("https://queue.example") if answered else None,
         error="refused" if state == "failed" else None,
     )
-    outcome = recorded_outcome(
-        "a",
-        3,
-        record,
-        run_id="shard-run",
-        run_label="shard 7 (Crashed)",
-        launched_at=launched,
-        video_exists=False,
-        prices=PriceTable(),
-    )
+    outcome = shard_row_outcome(record, launched, video_exists=False)
     assert outcome.cost_usd == (0.2 if paid else 0.0)
     assert outcome.action == ("submit" if paid else "reattach")
 
