@@ -32,7 +32,7 @@ from typing import Any
 import httpx
 
 from pika_tasks._responses import error_for, explain, safe_url
-from pika_tasks._shielded import shielded
+from pika_tasks._shielded import settled
 from pika_tasks.errors import DownloadTimeoutError, ResultExpiredError, TransportError
 from pika_tasks.models import DownloadInfo
 
@@ -102,11 +102,8 @@ class _Pipeline:
         cancelled.  A write in a thread cannot be stopped, and the caller may discard
         what was written as soon as this returns."""
         pending, self._pending = self._pending, None
-        if pending is None:
-            return
-        await shielded(asyncio.wait([pending]))
-        if not pending.cancelled():
-            pending.exception()  # retrieved: it is the error being raised, or beside it
+        if pending is not None:
+            await settled(pending)  # its error is the one being raised, or beside it
 
     async def _hand_on(self, piece: bytes) -> None:
         await self._drain()  # one piece at a time: writes and the hash stay in order
@@ -118,22 +115,20 @@ class _Pipeline:
             await pending
 
     async def _store(self, piece: bytes) -> None:
-        digest = self._progress.sha256
-        if self._writes_in_thread and len(piece) >= _HASH_IN_THREAD_FROM:
-            written = await asyncio.to_thread(self._write_and_hash, piece)
-            if inspect.isawaitable(written):
-                await written
-            self._progress.received += len(piece)
-            return
-        written = self._write(piece)
         if len(piece) < _HASH_IN_THREAD_FROM:
-            digest.update(piece)
-            if inspect.isawaitable(written):
-                await written
-        elif inspect.isawaitable(written):
-            await asyncio.gather(written, asyncio.to_thread(digest.update, piece))
+            # Too small to be worth a thread hop: written and hashed in place.
+            written = self._write_and_hash(piece)
+        elif self._writes_in_thread:
+            written = await asyncio.to_thread(self._write_and_hash, piece)
         else:
-            await asyncio.to_thread(digest.update, piece)
+            written = self._write(piece)
+            hashing = asyncio.to_thread(self._progress.sha256.update, piece)
+            if inspect.isawaitable(written):
+                written = asyncio.gather(written, hashing)
+            else:
+                await hashing
+        if inspect.isawaitable(written):
+            await written
         self._progress.received += len(piece)
 
     def _write_and_hash(self, piece: bytes) -> object:

@@ -28,11 +28,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio
 
-__all__ = ["shielded"]
+__all__ = ["settled", "shielded"]
 
 T = TypeVar("T")
 
@@ -60,3 +60,15 @@ async def shielded(work: Awaitable[T]) -> T:
     # work, and its error, alive for as long as the cancellation is.
     del running
     raise swallowed.with_traceback(None)
+
+
+async def settled(running: asyncio.Future[Any]) -> None:
+    """Wait, whatever cancels the caller, until ``running`` is done, and raise nothing.
+
+    For work already under way that cannot be stopped (a write in a thread) and
+    whose error, if any, the caller has already had, or is raising beside it:
+    the error is retrieved, so it is never reported as unseen.
+    """
+    await shielded(asyncio.wait([running]))
+    if not running.cancelled():
+        running.exception()

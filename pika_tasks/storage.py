@@ -28,7 +28,7 @@ from typing import IO, Any
 
 from fsspec.core import url_to_fs
 
-from pika_tasks._shielded import shielded
+from pika_tasks._shielded import settled, shielded
 
 __all__ = [
     "TEMP_MARKER",
@@ -308,9 +308,7 @@ class AsyncSink:
         """Wait for a write still running in its thread, whatever its outcome."""
         in_flight, self._in_flight = self._in_flight, None
         if in_flight is not None:
-            await asyncio.wait([in_flight])
-            if not in_flight.cancelled():
-                in_flight.exception()  # retrieved: the write's own error is already raised
+            await settled(in_flight)  # the write's own error is already raised
 
     def _write_all(self, data: bytes) -> None:
         self._handle.write(data)
